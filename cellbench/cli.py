@@ -1,0 +1,91 @@
+"""Command line: ``python -m cellbench <stage> ...``; the Snakemake rules call these.
+
+Errors caused by input (a bad file, key or value) are printed as one clear message, with
+exit status 2, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import deep_merge, load_config, validate
+from .errors import CellbenchError
+
+
+def _config(args: argparse.Namespace) -> dict:
+    config = load_config(*args.configfile, validated=not args.config_json)
+    if args.config_json:  # the workflow passes only the sections a stage depends on
+        config = deep_merge(config, json.loads(args.config_json))
+        validate(config)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--config-json", help="the whole config as JSON (what the workflow passes)")
+    parser.add_argument("--configfile", action="append", default=[], help="YAML overlay(s) on config/config.yaml")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="stage", required=True)
+
+    def stage(name: str, help: str, *args: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        for arg in args:
+            p.add_argument(f"--{arg}", required=True, type=int if arg in ("seed",) else str)
+        p.add_argument("--threads", type=int, default=None)
+        return p
+
+    stage("fetch", "get and verify a dataset's raw files", "dataset", "out")
+    stage("prepare", "convert raw images and dots to 256x256 patches", "dataset", "verified", "out")
+    stage("split", "draw the train/test/val split for a seed", "dataset", "seed", "prepared", "out")
+    stage("stats", "dataset statistics (images, sizes, cells)", "dataset", "prepared", "out")
+    for name in ("train", "localizer", "evaluate"):
+        stage(name, f"{name} one method on one dataset and seed",
+              "dataset", "method", "seed", "prepared", "split", "run-dir")
+    report = sub.add_parser("report", help="tables and plots from the runs' outputs")
+    report.add_argument("--results", default="results")
+    report.add_argument("--out", default="reports")
+    sub.add_parser("methods", help="list the methods found under methods/")
+    sub.add_parser("validate", help="check the configuration")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return _run(args)
+    except CellbenchError as exc:
+        print(f"cellbench {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    if args.stage == "methods":
+        from .methods import discover
+        for name, spec in discover().items():
+            print(f"{name:16s} {spec.description}")
+        return 0
+    config = _config(args)
+    if args.stage == "validate":
+        print("configuration is valid")
+    elif args.stage == "fetch":
+        pipeline.fetch_stage(config, args.dataset, Path(args.out))
+    elif args.stage == "prepare":
+        pipeline.prepare_stage(args.dataset, Path(args.verified), Path(args.out))
+    elif args.stage == "split":
+        pipeline.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
+    elif args.stage == "stats":
+        pipeline.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
+    elif args.stage in ("train", "localizer", "evaluate"):
+        fn = {"train": pipeline.train_stage, "localizer": pipeline.localizer_stage,
+              "evaluate": pipeline.evaluate_stage}[args.stage]
+        fn(config, args.dataset, args.method, args.seed, Path(args.prepared), Path(args.split),
+           Path(args.run_dir), threads=args.threads)
+    elif args.stage == "report":
+        from .report.build import build_reports
+        build_reports(config, Path(args.results), Path(args.out))
+    return 0

@@ -1,0 +1,1 @@
+"""Datasets: definitions, raw readers, fetching and verification, preprocessing, splits, statistics."""

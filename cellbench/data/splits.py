@@ -1,0 +1,51 @@
+"""Image-level train/test/val splits drawn from a seed; identical on every machine.
+
+numpy's PCG64 generator is stable across platforms and versions for ``permutation``, and the
+image ids are sorted before drawing, so a seed always gives the same split file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+
+SPLITS = ("train", "test", "val")
+
+
+def split_sizes(n: int, ratios: dict[str, float]) -> dict[str, int]:
+    n_train = int(round(n * ratios["train"]))
+    n_val = max(1, int(round(n * ratios["val"])))
+    n_test = n - n_train - n_val
+    if n_train < 1 or n_test < 1:
+        raise ConfigError(f"split: {n} images cannot be split {ratios} with at least one image each")
+    return {"train": n_train, "test": n_test, "val": n_val}
+
+
+def make_split(image_ids: list[str], groups: list[str], ratios: dict[str, float], seed: int,
+               grouped: bool = False) -> dict[str, list[str]]:
+    """Assign every image to exactly one of train/test/val; with ``grouped``, whole groups move."""
+    order = sorted(range(len(image_ids)), key=lambda i: image_ids[i])
+    ids = [image_ids[i] for i in order]
+    grps = [groups[i] for i in order]
+    rng = np.random.default_rng(seed)
+    sizes = split_sizes(len(ids), ratios)
+    if not grouped:
+        perm = rng.permutation(len(ids))
+        cut1, cut2 = sizes["train"], sizes["train"] + sizes["val"]
+        parts = {"train": perm[:cut1], "val": perm[cut1:cut2], "test": perm[cut2:]}
+        return {name: sorted(ids[i] for i in idx) for name, idx in parts.items()}
+    unique = sorted(set(grps))
+    members = {g: [i for i, x in enumerate(grps) if x == g] for g in unique}
+    result: dict[str, list[str]] = {"train": [], "test": [], "val": []}
+    # Fill val first (it is the smallest), then train; the rest is test.
+    targets = [("val", sizes["val"]), ("train", sizes["train"])]
+    queue = [unique[i] for i in rng.permutation(len(unique))]
+    for name, target in targets:
+        while queue and len(result[name]) < target:
+            result[name].extend(ids[i] for i in members[queue.pop(0)])
+    for g in queue:
+        result["test"].extend(ids[i] for i in members[g])
+    if not result["test"]:
+        raise ConfigError(f"split: grouped split of {len(unique)} groups leaves no test images")
+    return {name: sorted(v) for name, v in result.items()}

@@ -1,0 +1,44 @@
+"""Counting with a trained model: per patch, then summed per image."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tensors import normalise
+
+
+def autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def patch_outputs(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 16,
+                  amp: bool = False, channels_last: bool = False):
+    """Yield (start index, float output map) for ``images`` (P, 3, H, W) uint8, in batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            x = normalise(images[start:start + batch_size].to(device, non_blocking=True), channels_last)
+            with autocast(device, amp):
+                out = model(x)
+            yield start, out.float()
+    finally:
+        model.train(was_training)
+
+
+def patch_counts(model: nn.Module, images: torch.Tensor, device: torch.device, count_scale: float = 1.0,
+                 **kwargs) -> np.ndarray:
+    sums = [out.sum(dim=(1, 2, 3)) for _, out in patch_outputs(model, images, device, **kwargs)]
+    return (torch.cat(sums) / count_scale).double().cpu().numpy()
+
+
+def image_counts(per_patch: np.ndarray, patch_image: np.ndarray, n_images: int) -> np.ndarray:
+    """Sum patch counts into their images (DCC tiles, MBM quarters)."""
+    return np.bincount(patch_image, weights=per_patch, minlength=n_images)

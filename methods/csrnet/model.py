@@ -1,0 +1,29 @@
+"""CSRNet (Li et al., CVPR 2018): VGG-16 front end (10 conv layers, stride 8), dilated back end."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cellbench.backbones import vgg_features
+
+
+class CSRNet(nn.Module):
+    def __init__(self, backend: tuple[int, ...] = (512, 512, 512, 256, 128, 64), dilation: int = 2,
+                 pretrained: str = "none"):
+        super().__init__()
+        features, self.init_description = vgg_features("vgg16", pretrained)
+        self.frontend = features[:23]  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools
+        layers, cin = [], 512
+        for cout in backend:
+            layers += [nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+            cin = cout
+        self.backend = nn.Sequential(*layers)
+        self.output = nn.Conv2d(cin, 1, kernel_size=1)
+        for module in [*self.backend, self.output]:
+            if isinstance(module, nn.Conv2d):  # the original's initialisation of the new layers
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.backend(self.frontend(x)))

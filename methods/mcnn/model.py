@@ -1,0 +1,38 @@
+"""MCNN (Zhang et al., CVPR 2016): three columns of different receptive fields, fused by a 1x1 conv."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# (kernel, channels) of the four convolutions of each column; max-pools after the first two.
+COLUMNS = (
+    ((9, 16), (7, 32), (7, 16), (7, 8)),
+    ((7, 20), (5, 40), (5, 20), (5, 10)),
+    ((5, 24), (3, 48), (3, 24), (3, 12)),
+)
+
+
+def _column(spec, in_channels: int) -> nn.Sequential:
+    layers, cin = [], in_channels
+    for i, (kernel, cout) in enumerate(spec):
+        layers += [nn.Conv2d(cin, cout, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
+        if i < 2:
+            layers.append(nn.MaxPool2d(2))
+        cin = cout
+    return nn.Sequential(*layers)
+
+
+class MCNN(nn.Module):
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        self.columns = nn.ModuleList(_column(spec, in_channels) for spec in COLUMNS)
+        self.fuse = nn.Conv2d(sum(spec[-1][1] for spec in COLUMNS), 1, kernel_size=1)
+        self.init_description = "random initialisation (MCNN has no pretrained trunk)"
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([column(x) for column in self.columns], dim=1))

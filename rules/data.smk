@@ -1,0 +1,51 @@
+# Data: fetch (mirror or download) and verify, convert to patches, split per seed, statistics.
+
+localrules: fetch, split, stats
+
+
+rule fetch:
+    output:
+        "results/raw/{dataset}/verified.json",
+    params:
+        config=lambda w: config_json("data"),
+    log:
+        "results/logs/fetch/{dataset}.log",
+    shell:
+        "{PYTHON} -m cellbench --config-json {params.config:q} fetch --dataset {wildcards.dataset} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+rule prepare:
+    input:
+        rules.fetch.output,
+    output:
+        "results/prepared/{dataset}/patches.npz",
+    log:
+        "results/logs/prepare/{dataset}.log",
+    shell:
+        "{PYTHON} -m cellbench prepare --dataset {wildcards.dataset} --verified {input} --out {output} 2>&1 | tee {log}"
+
+
+rule split:
+    input:
+        rules.prepare.output,
+    output:
+        "results/splits/{dataset}/seed{seed}.json",
+    params:
+        config=lambda w: config_json("split"),
+    log:
+        "results/logs/split/{dataset}_seed{seed}.log",
+    shell:
+        "{PYTHON} -m cellbench --config-json {params.config:q} split --dataset {wildcards.dataset} "
+        "--seed {wildcards.seed} --prepared {input} --out {output} 2>&1 | tee {log}"
+
+
+rule stats:
+    input:
+        rules.prepare.output,
+    output:
+        "results/stats/{dataset}.json",
+    log:
+        "results/logs/stats/{dataset}.log",
+    shell:
+        "{PYTHON} -m cellbench stats --dataset {wildcards.dataset} --prepared {input} --out {output} 2>&1 | tee {log}"

@@ -1,0 +1,33 @@
+# Evaluation: per test image counts (summed over an image's patches) and metrics.
+
+
+def evaluation_inputs(wildcards):
+    run = f"results/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+    inputs = {
+        "prepared": f"results/prepared/{wildcards.dataset}/patches.npz",
+        "split": f"results/splits/{wildcards.dataset}/seed{wildcards.seed}.json",
+        "counter": f"{run}/counter.pt",
+    }
+    if wildcards.method in LOCALIZED:
+        inputs["localizer"] = f"{run}/localizer.pt"
+    return inputs
+
+
+rule evaluate:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        predictions="results/{dataset}/{method}/seed{seed}/predictions.csv",
+        metrics="results/{dataset}/{method}/seed{seed}/metrics.json",
+    params:
+        config=lambda w: config_json(*TRAIN_SECTIONS),
+        run_dir=subpath(output.metrics, parent=True),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    log:
+        "results/logs/evaluate/{dataset}_{method}_seed{seed}.log",
+    shell:
+        "{PYTHON} -m cellbench --config-json {params.config:q} evaluate --dataset {wildcards.dataset} "
+        "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} --split {input.split} "
+        "--run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}"
