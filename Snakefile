@@ -1,52 +1,28 @@
 # cellbench: cell counting methods, rerun on DCC, ADI, MBM and VGG with one command.
 #
-#   snakemake --cores all                               full benchmark (profiles/default)
-#   snakemake --cores 2 --workflow-profile profiles/smoke   minutes on a CPU
+#   snakemake --cores all                                  full benchmark (profiles/default)
+#   snakemake --workflow-profile profiles/smoke            minutes on a CPU
 #
-# Stages (one rules file each): data -> train -> evaluate -> report.
+# Stages, one rules file each: data -> train -> evaluate -> report (helpers in rules/common.smk).
 
-import json
-import sys
-
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
+
 
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
-
-from cellbench.config import validate as validate_semantics, selected_methods
-from cellbench.data.registry import available_datasets
-from cellbench.errors import CellbenchError
-from cellbench.methods import discover
-
-try:
-    validate_semantics(config)
-    METHOD_SPECS = discover()
-except CellbenchError as exc:
-    raise WorkflowError(str(exc))
-
-DATASETS = config["datasets"]
-METHODS = selected_methods(config)
-SEEDS = config["seeds"]
-LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
-PYTHON = sys.executable
-
-
-def config_json(*sections):
-    """The config sections a rule depends on, as JSON: a change to them reruns the rule, nothing else."""
-    return json.dumps({k: config[k] for k in sections}, sort_keys=True)
+report: "report/workflow.rst"
 
 
 wildcard_constraints:
-    dataset="|".join(available_datasets()),
-    method="|".join(sorted(METHOD_SPECS)),
+    dataset=r"[A-Za-z0-9]+",
+    method=r"[A-Za-z0-9_]+",
     seed=r"\d+",
 
 
+include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

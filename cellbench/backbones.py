@@ -14,15 +14,17 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision import models
+from torchvision.models import vgg
 
 from . import project_root
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# torchvision's layer configurations ("D" = VGG-16, "E" = VGG-19) and ImageNet weights.
 _ARCHS = {
-    "vgg16": (models.vgg16, models.VGG16_Weights.IMAGENET1K_V1),
-    "vgg19": (models.vgg19, models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg16": ("D", models.VGG16_Weights.IMAGENET1K_V1),
+    "vgg19": ("E", models.VGG19_Weights.IMAGENET1K_V1),
 }
 
 
@@ -30,20 +32,33 @@ def _cached_weights_file(weights: models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
+def _features(cfg: str, state: dict | None) -> nn.Sequential:
+    """Only the convolutional part: building the whole VGG would initialise a 120M-parameter
+    classifier that is thrown away (seconds per model on a CPU)."""
+    features = vgg.make_layers(vgg.cfgs[cfg], batch_norm=False)
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    if state is not None:
+        features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
+    return features
+
+
 def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, str]:
     """The ``features`` part of a torchvision VGG and a description of its initialisation."""
-    build, weights = _ARCHS[arch]
+    cfg, weights = _ARCHS[arch]
     if pretrained == "none":
-        return build(weights=None).features, "random initialisation"
+        return _features(cfg, None), "random initialisation"
     if pretrained == "auto":
         if _cached_weights_file(weights).is_file():
-            return build(weights=weights).features, f"ImageNet ({weights}, torchvision cache)"
+            return _features(cfg, weights.get_state_dict(progress=False)), f"ImageNet ({weights}, torchvision cache)"
         log.warning("%s: ImageNet weights not in the local torch cache (%s); using random initialisation",
                     arch, _cached_weights_file(weights))
-        return build(weights=None).features, "random initialisation (ImageNet weights not available)"
+        return _features(cfg, None), "random initialisation (ImageNet weights not available)"
     if pretrained == "imagenet":
         try:
-            return build(weights=weights).features, f"ImageNet ({weights})"
+            return _features(cfg, weights.get_state_dict(progress=False)), f"ImageNet ({weights})"
         except Exception as exc:  # network and hash errors come in many types
             raise ConfigError(f"train.pretrained: imagenet: cannot load {weights} ({exc}); with no network, "
                               f"download {weights.url} elsewhere and give its path, or use 'none'") from exc
@@ -51,10 +66,8 @@ def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, st
     path = path if path.is_absolute() else project_root() / path
     if not path.is_file():
         raise ConfigError(f"train.pretrained: {pretrained!r} is neither none/auto/imagenet nor an existing file")
-    model = build(weights=None)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        features = _features(cfg, torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise ConfigError(f"train.pretrained: {path} is not a state dict of torchvision {arch} ({exc})") from exc
-    return model.features, f"ImageNet (local file {path})"
+    return features, f"ImageNet (local file {path})"

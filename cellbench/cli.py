@@ -45,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train", "localizer", "evaluate"):
         stage(name, f"{name} one method on one dataset and seed",
               "dataset", "method", "seed", "prepared", "split", "run-dir")
-    report = sub.add_parser("report", help="tables and plots from the runs' outputs")
+    report = sub.add_parser("report", help="tables and the summary figure from the runs' outputs")
     report.add_argument("--results", default="results")
     report.add_argument("--out", default="reports")
+    figures = stage("figures", "per-dataset figures (scatter, learning curves, example maps)",
+                    "dataset", "prepared", "split")
+    figures.add_argument("--results", default="results")
+    figures.add_argument("--out", default="reports")
     sub.add_parser("methods", help="list the methods found under methods/")
     sub.add_parser("validate", help="check the configuration")
 
@@ -88,4 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.stage == "report":
         from .report.build import build_reports
         build_reports(config, Path(args.results), Path(args.out))
+    elif args.stage == "figures":
+        from .report.build import build_dataset_figures
+        build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),
+                              Path(args.split))
     return 0

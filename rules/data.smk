@@ -8,10 +8,12 @@ rule fetch:
         "results/raw/{dataset}/verified.json",
     params:
         config=lambda w: config_json("data"),
+    conda:
+        "../environment.yml"
     log:
         "results/logs/fetch/{dataset}.log",
     shell:
-        "{PYTHON} -m cellbench --config-json {params.config:q} fetch --dataset {wildcards.dataset} "
+        "python -m cellbench --config-json {params.config:q} fetch --dataset {wildcards.dataset} "
         "--out {output} 2>&1 | tee {log}"
 
 
@@ -20,10 +22,12 @@ rule prepare:
         rules.fetch.output,
     output:
         "results/prepared/{dataset}/patches.npz",
+    conda:
+        "../environment.yml"
     log:
         "results/logs/prepare/{dataset}.log",
     shell:
-        "{PYTHON} -m cellbench prepare --dataset {wildcards.dataset} --verified {input} --out {output} 2>&1 | tee {log}"
+        "python -m cellbench prepare --dataset {wildcards.dataset} --verified {input} --out {output} 2>&1 | tee {log}"
 
 
 rule split:
@@ -33,10 +37,12 @@ rule split:
         "results/splits/{dataset}/seed{seed}.json",
     params:
         config=lambda w: config_json("split"),
+    conda:
+        "../environment.yml"
     log:
         "results/logs/split/{dataset}_seed{seed}.log",
     shell:
-        "{PYTHON} -m cellbench --config-json {params.config:q} split --dataset {wildcards.dataset} "
+        "python -m cellbench --config-json {params.config:q} split --dataset {wildcards.dataset} "
         "--seed {wildcards.seed} --prepared {input} --out {output} 2>&1 | tee {log}"
 
 
@@ -45,7 +51,9 @@ rule stats:
         rules.prepare.output,
     output:
         "results/stats/{dataset}.json",
+    conda:
+        "../environment.yml"
     log:
         "results/logs/stats/{dataset}.log",
     shell:
-        "{PYTHON} -m cellbench stats --dataset {wildcards.dataset} --prepared {input} --out {output} 2>&1 | tee {log}"
+        "python -m cellbench stats --dataset {wildcards.dataset} --prepared {input} --out {output} 2>&1 | tee {log}"

@@ -1,18 +1,6 @@
 # Evaluation: per test image counts (summed over an image's patches) and metrics.
 
 
-def evaluation_inputs(wildcards):
-    run = f"results/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
-    inputs = {
-        "prepared": f"results/prepared/{wildcards.dataset}/patches.npz",
-        "split": f"results/splits/{wildcards.dataset}/seed{wildcards.seed}.json",
-        "counter": f"{run}/counter.pt",
-    }
-    if wildcards.method in LOCALIZED:
-        inputs["localizer"] = f"{run}/localizer.pt"
-    return inputs
-
-
 rule evaluate:
     input:
         unpack(evaluation_inputs),
@@ -25,9 +13,11 @@ rule evaluate:
     threads: workflow.cores
     resources:
         gpu=1,
+    conda:
+        "../environment.yml"
     log:
         "results/logs/evaluate/{dataset}_{method}_seed{seed}.log",
     shell:
-        "{PYTHON} -m cellbench --config-json {params.config:q} evaluate --dataset {wildcards.dataset} "
+        "python -m cellbench --config-json {params.config:q} evaluate --dataset {wildcards.dataset} "
         "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} --split {input.split} "
         "--run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}"

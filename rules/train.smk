@@ -1,9 +1,6 @@
 # Training: one job per dataset, method and seed; a second stage for methods with a localizer.
 # A job that is interrupted resumes from its checkpoint when the workflow is run again.
 
-TRAIN_SECTIONS = ("train", "localizer", "targets")
-
-
 rule train:
     input:
         prepared="results/prepared/{dataset}/patches.npz",
@@ -18,10 +15,12 @@ rule train:
     threads: workflow.cores
     resources:
         gpu=1,
+    conda:
+        "../environment.yml"
     log:
         "results/logs/train/{dataset}_{method}_seed{seed}.log",
     shell:
-        "{PYTHON} -m cellbench --config-json {params.config:q} train --dataset {wildcards.dataset} "
+        "python -m cellbench --config-json {params.config:q} train --dataset {wildcards.dataset} "
         "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} --split {input.split} "
         "--run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}"
 
@@ -40,9 +39,11 @@ rule train_localizer:
     threads: workflow.cores
     resources:
         gpu=1,
+    conda:
+        "../environment.yml"
     log:
         "results/logs/localizer/{dataset}_{method}_seed{seed}.log",
     shell:
-        "{PYTHON} -m cellbench --config-json {params.config:q} localizer --dataset {wildcards.dataset} "
+        "python -m cellbench --config-json {params.config:q} localizer --dataset {wildcards.dataset} "
         "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} --split {input.split} "
         "--run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}"

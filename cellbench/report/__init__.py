@@ -1,0 +1,1 @@
+"""Tables and figures from the runs' outputs (predictions.csv, metrics.json, logs)."""

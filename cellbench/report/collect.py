@@ -1,0 +1,85 @@
+"""Gather the runs' per-image predictions into frames; every number in a table comes from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import read_json
+from ..metrics import count_metrics
+
+PAPER_CSV = Path(__file__).with_name("paper_dcl_miccai2024.csv")
+
+
+def paper_numbers() -> pd.DataFrame:
+    return pd.read_csv(PAPER_CSV)
+
+
+def run_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
+    return results / dataset / method / f"seed{seed}"
+
+
+def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
+    """One row per (dataset, method, seed), computed from predictions.csv; a missing run has NaN."""
+    rows = []
+    for dataset in datasets:
+        for method in methods:
+            for seed in seeds:
+                path = run_dir(results, dataset, method, seed) / "predictions.csv"
+                row = {"dataset": dataset, "method": method, "seed": seed, "mae": np.nan, "rmse": np.nan,
+                       "mse": np.nan, "n_images": 0, "present": path.is_file()}
+                if path.is_file():
+                    frame = pd.read_csv(path)
+                    row.update(count_metrics(frame["true_count"], frame["pred_count"]))
+                    if "localizer_count" in frame:
+                        row["localizer_mae"] = count_metrics(frame["true_count"], frame["localizer_count"])["mae"]
+                    metrics_path = path.with_name("metrics.json")
+                    if metrics_path.is_file():
+                        metrics = read_json(metrics_path)
+                        row["best_val_mae"] = metrics.get("best_val_mae")
+                        row["best_epoch"] = metrics.get("best_epoch")
+                        row["last_epoch_mae"] = (metrics.get("last_epoch") or {}).get("mae")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1 when two or more seeds) over the seeds that ran."""
+    def agg(group: pd.DataFrame) -> pd.Series:
+        done = group[group["present"]]
+        out = {"n_seeds": len(done)}
+        for metric in ("mae", "rmse"):
+            values = done[metric].to_numpy(float)
+            out[f"{metric}_mean"] = values.mean() if len(values) else np.nan
+            out[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        return pd.Series(out)
+    return per_seed.groupby(["dataset", "method"], sort=False).apply(agg, include_groups=False).reset_index()
+
+
+def paired_differences(results: Path, dataset: str, method_a: str, method_b: str, seeds) -> dict | None:
+    """MAE of A minus MAE of B on the same seeds (same splits); None when no seed has both."""
+    per_seed, per_image = [], []
+    for seed in seeds:
+        pa = run_dir(results, dataset, method_a, seed) / "predictions.csv"
+        pb = run_dir(results, dataset, method_b, seed) / "predictions.csv"
+        if not (pa.is_file() and pb.is_file()):
+            continue
+        fa, fb = pd.read_csv(pa, dtype={"image_id": str}), pd.read_csv(pb, dtype={"image_id": str})
+        merged = fa.merge(fb, on="image_id", suffixes=("_a", "_b"))
+        ea = (merged["pred_count_a"] - merged["true_count_a"]).abs()
+        eb = (merged["pred_count_b"] - merged["true_count_b"]).abs()
+        per_seed.append(ea.mean() - eb.mean())
+        per_image.extend((ea - eb).tolist())
+    if not per_seed:
+        return None
+    diffs, img = np.array(per_seed), np.array(per_image)
+    return {
+        "dataset": dataset, "method_a": method_a, "method_b": method_b, "n_seeds": len(diffs),
+        "mae_diff_mean": diffs.mean(), "mae_diff_std": diffs.std(ddof=1) if len(diffs) > 1 else np.nan,
+        "seeds_a_better": int((diffs < 0).sum()),
+        "n_image_pairs": len(img),
+        "image_diff_mean": img.mean(),
+        "image_diff_sem": img.std(ddof=1) / np.sqrt(len(img)) if len(img) > 1 else np.nan,
+    }

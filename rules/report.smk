@@ -1,0 +1,55 @@
+# Report: per-dataset figures, then the tables, the summary figure and reports/README.md.
+# Everything is computed from the runs' outputs (predictions.csv, logs, saved models).
+
+localrules: report
+
+
+rule figures:
+    input:
+        prepared="results/prepared/{dataset}/patches.npz",
+        split=f"results/splits/{{dataset}}/seed{SEEDS[0]}.json",
+        predictions=lambda w: run_outputs("predictions.csv", [w.dataset]),
+    output:
+        scatter=figure("pred_vs_true", "scatter"),
+        curves=figure("learning_curves", "curves"),
+        examples=figure("examples", "examples"),
+        pdfs=multiext("reports/figures/", *[f"{k}_{{dataset}}.pdf" for k in ("pred_vs_true", "learning_curves", "examples")]),
+    params:
+        config=lambda w: config_json("datasets", "methods", "seeds", "targets", "report"),
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/figures/{dataset}.log",
+    shell:
+        "python -m cellbench --config-json {params.config:q} figures --dataset {wildcards.dataset} "
+        "--prepared {input.prepared} --split {input.split} --results results --out reports 2>&1 | tee {log}"
+
+
+rule report:
+    input:
+        predictions=run_outputs("predictions.csv"),
+        stats=expand("results/stats/{dataset}.json", dataset=DATASETS),
+        figures=expand("reports/figures/examples_{dataset}.png", dataset=DATASETS),
+    output:
+        table2=report(multiext("reports/table2", ".md", ".csv", ".tex"), category="Tables",
+                      caption="../report/table2.rst", labels={"table": "Table 2"}),
+        table3=report(multiext("reports/table3", ".md", ".csv", ".tex"), category="Tables",
+                      caption="../report/table3.rst", labels={"table": "Table 3"}),
+        table1=report(multiext("reports/table1_datasets", ".md", ".csv", ".tex"), category="Tables",
+                      caption="../report/table1.rst", labels={"table": "Table 1"}),
+        paired=report(multiext("reports/paired", ".md", ".csv"), category="Tables",
+                      caption="../report/paired.rst", labels={"table": "paired comparisons"}),
+        selection=report("reports/model_selection.csv", category="Tables", caption="../report/selection.rst",
+                         labels={"table": "model selection"}),
+        per_seed="reports/per_seed_metrics.csv",
+        mae=report("reports/figures/mae_by_method.png", category="Summary", caption="../report/mae.rst"),
+        mae_pdf="reports/figures/mae_by_method.pdf",
+        readme="reports/README.md",
+    params:
+        config=lambda w: config_json("datasets", "methods", "seeds", "train", "report"),
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/report.log",
+    shell:
+        "python -m cellbench --config-json {params.config:q} report --results results --out reports 2>&1 | tee {log}"

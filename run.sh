@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# cellbench's entry point on a fresh machine (only Python 3.10+ needed): creates .venv on first
+# use, installs cellbench and its dependencies into it, then runs what is asked.
+#
+#   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
+#   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected)
+#   bash run.sh test  [pytest args]      the test suite
+#
+# CELLBENCH_VENV chooses the environment folder; CELLBENCH_TORCH overrides the torch pin
+# (for example "torch torchvision" to take what pip finds for your CUDA).
+set -euo pipefail
+cd "$(dirname "$0")"
+venv="${CELLBENCH_VENV:-.venv}"
+torch_spec="${CELLBENCH_TORCH:-torch==2.14.1 torchvision==0.29.1}"
+stamp="$venv/.cellbench-installed"
+want="$(cat pyproject.toml; echo "$torch_spec")"
+
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "run.sh: installing into $venv (first run takes a few minutes)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet $torch_spec
+    "$venv/bin/python" -m pip install --quiet -e ".[test]"
+    printf '%s' "$want" > "$stamp"
+fi
+
+# The workflow's jobs call `python -m cellbench`: they must find this environment's python.
+export PATH="$(cd "$venv" && pwd)/bin:$PATH"
+command="${1:-smoke}"
+shift || true
+case "$command" in
+    smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
+    full)  exec snakemake --cores all "$@" ;;
+    test)  exec python -m pytest "$@" ;;
+    *) echo "run.sh: unknown command '$command' (smoke, full or test)" >&2; exit 2 ;;
+esac

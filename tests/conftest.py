@@ -1,0 +1,37 @@
+"""Shared fixtures: the real data mirror (../shared/datasets) and prepared datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cellbench import REPO_ROOT
+
+MIRROR = Path(os.environ.get("CELLBENCH_DATA_MIRROR", REPO_ROOT.parent / "shared" / "datasets")).resolve()
+
+# Measured on the mirror and written in its README (std divides by n).
+EXPECTED = {"VGG": (200, 175.96, 61.24), "MBM": (44, 126.20, 33.13), "ADI": (200, 155.085, 35.86)}
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not (MIRROR / "cells").is_dir():
+        pytest.fail(f"the dataset mirror {MIRROR} is missing: put ../shared/datasets beside the repository "
+                    f"or set CELLBENCH_DATA_MIRROR")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def prepared(mirror):
+    """name -> PreparedDataset for VGG, MBM and ADI, prepared once per test session."""
+    from cellbench.data.prepare import prepare
+    from cellbench.data.readers import get_reader
+    from cellbench.data.registry import load_dataset
+
+    out = {}
+    for name in EXPECTED:
+        spec = load_dataset(name)
+        out[name] = prepare(get_reader(spec.reader)(mirror / spec.folder), spec.preprocess)
+    return out

@@ -1,0 +1,119 @@
+"""Every method's model: output shape and stride; GMP's aggregation; the method contract."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from cellbench import methods as methods_module
+from cellbench.errors import MethodError
+from cellbench.methods import build_localizer, build_model, discover, get_method
+
+STRIDES = {"dcl": 8, "dcl_no_gmp": 8, "csrnet": 8, "mcnn": 4}
+
+
+def test_the_four_methods_are_discovered():
+    specs = discover()
+    assert set(STRIDES) <= set(specs)
+    assert specs["dcl_no_gmp"].base == "dcl" and specs["dcl_no_gmp"].options["gmp"] is False
+    assert specs["dcl_no_gmp"].localizer is None and specs["dcl"].localizer
+
+
+@pytest.mark.parametrize("name", sorted(STRIDES))
+@pytest.mark.parametrize("size", [(256, 256), (128, 192)])
+def test_output_shape_and_stride(name, size):
+    model = build_model(get_method(name))
+    h, w = size
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, h, w))
+    s = STRIDES[name]
+    assert out.shape == (2, 1, h // s, w // s)
+
+
+def test_dcl_counter_is_non_negative_and_gmp_is_the_only_difference():
+    with_gmp, without = build_model(get_method("dcl")), build_model(get_method("dcl_no_gmp"))
+    assert (with_gmp(torch.randn(1, 3, 64, 64)) >= 0).all()
+    extra = {k for k in with_gmp.state_dict()} - {k for k in without.state_dict()}
+    assert extra == {"gmp.offset_u.weight", "gmp.offset_u.bias", "gmp.offset_v.weight", "gmp.offset_v.bias"}
+
+
+def test_localizer_keeps_full_resolution():
+    localizer = build_localizer(get_method("dcl"))
+    assert localizer(torch.randn(1, 4, 96, 96)).shape == (1, 1, 96, 96)
+
+
+def _gmp():
+    from cellbench_methods.dcl.model import GlobalMessagePassing  # loaded by build_model above
+    return GlobalMessagePassing
+
+
+def test_gmp_with_zero_offsets_is_the_identity_aggregation():
+    build_model(get_method("dcl"))
+    GMP = _gmp()
+    gmp = GMP(channels=16, num_points=5)
+    for conv in (gmp.offset_u, gmp.offset_v):
+        torch.nn.init.zeros_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+    x = torch.randn(2, 16, 7, 9)
+    u, v = gmp.offsets(x)
+    torch.testing.assert_close(gmp.aggregate(x, u, v), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(gmp(x), 2 * x, atol=1e-6, rtol=0)  # residual combine: x + a
+
+
+def test_gmp_samples_at_the_offset_position():
+    build_model(get_method("dcl"))
+    GMP = _gmp()
+    x = torch.randn(1, 3, 5, 6)
+    u = torch.full((1, 1, 5, 6), 1.0)   # one cell to the right
+    v = torch.full((1, 1, 5, 6), -2.0)  # two cells up
+    a = GMP.aggregate(x, u, v)
+    torch.testing.assert_close(a[..., 2:, :-1], x[..., :-2, 1:], atol=1e-6, rtol=0)
+    assert a[..., :2, :].abs().max() == 0 and a[..., -1].abs().max() == 0  # outside the map: zeros
+    half = GMP.aggregate(x, torch.full_like(u, 0.5), torch.zeros_like(v))  # bilinear between cells
+    torch.testing.assert_close(half[..., :-1], (x[..., :-1] + x[..., 1:]) / 2, atol=1e-6, rtol=0)
+
+
+def test_gmp_offsets_receive_gradients():
+    model = build_model(get_method("dcl"))
+    model(torch.randn(1, 3, 64, 64)).sum().backward()
+    assert model.gmp.offset_u.weight.grad.abs().sum() > 0
+
+
+@pytest.fixture
+def scratch_methods(tmp_path, monkeypatch):
+    """A methods/ folder of our own, with the real ones copied in."""
+    root = tmp_path / "methods"
+    shutil.copytree(methods_module.methods_dir(), root)
+    monkeypatch.setattr(methods_module, "methods_dir", lambda: root)
+    return root
+
+
+def test_method_with_wrong_output_shape_is_refused(scratch_methods):
+    d = scratch_methods / "broken"
+    d.mkdir()
+    (d / "method.yaml").write_text("model: model.py:Broken\nstride: 8\n")
+    (d / "model.py").write_text("import torch\nclass Broken(torch.nn.Module):\n"
+                                "    def forward(self, x):\n        return x[:, :2, ::4, ::4]\n")
+    with pytest.raises(MethodError, match=r"broken/method\.yaml .*must return shape \(1, 1, 8, 8\).*got \(1, 2, 16, 16\)"):
+        build_model(get_method("broken"))
+
+
+def test_method_missing_its_model_is_refused(scratch_methods):
+    d = scratch_methods / "nomodel"
+    d.mkdir()
+    (d / "method.yaml").write_text("model: model.py:Net\n")
+    with pytest.raises(MethodError, match=r"nomodel/method\.yaml: 'model\.py:Net' must name an existing file"):
+        build_model(get_method("nomodel"))
+    (d / "method.yaml").write_text("stride: 8\n")
+    with pytest.raises(MethodError, match=r"nomodel/method\.yaml: missing key 'model'"):
+        discover()
+
+
+def test_method_with_unknown_key_is_refused(scratch_methods):
+    d = scratch_methods / "typo"
+    d.mkdir()
+    (d / "method.yaml").write_text("model: model.py:Net\nstrde: 8\n")
+    with pytest.raises(MethodError, match=r"typo/method\.yaml: unknown key\(s\) strde"):
+        discover()

@@ -1,0 +1,65 @@
+"""Preprocessing keeps every dot: counts per image are preserved exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellbench.data.prepare import PreparedDataset, prepare, preprocess
+from cellbench.data.readers import read_dcc
+from cellbench.data.registry import load_dataset
+
+from conftest import EXPECTED
+from test_readers import make_dcc
+
+PATCHES_PER_IMAGE = {"VGG": 1, "MBM": 4, "ADI": 1}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_patch_counts_add_up_to_image_counts(prepared, name):
+    data = prepared[name]
+    assert data.images.shape[1:] == (256, 256, 3)
+    assert len(data.images) == PATCHES_PER_IMAGE[name] * len(data.image_ids)
+    per_image = np.bincount(data.patch_image, weights=data.patch_counts(), minlength=len(data.image_ids))
+    np.testing.assert_array_equal(per_image, data.image_counts)
+    # every point lies inside its 256x256 patch
+    assert data.points.min() >= -0.5 and data.points.max() < 255.5
+
+
+def test_resize_moves_dots_with_the_image():
+    image = np.zeros((150, 150, 3), np.uint8)
+    points = np.array([[0.0, 0.0], [149.0, 149.0], [74.5, 20.0]])
+    (out, moved), = preprocess(image, points, [{"resize": 256}])
+    assert out.shape == (256, 256, 3)
+    np.testing.assert_allclose(moved, (points + 0.5) * 256 / 150 - 0.5)
+
+
+def test_mbm_quarters_hold_the_dots_of_their_quarter():
+    image = np.zeros((600, 600, 3), np.uint8)
+    points = np.array([[10.0, 10.0], [299.0, 5.0], [300.0, 5.0], [599.0, 599.0]])
+    patches = preprocess(image, points, load_dataset("MBM").preprocess)
+    assert [len(p) for _, p in patches] == [2, 1, 0, 1]  # row-major: top-left, top-right, bottom-left, bottom-right
+    assert all(img.shape == (256, 256, 3) for img, _ in patches)
+
+
+@pytest.mark.parametrize("size,grid", [((306, 322), 1), ((798, 788), 3), ((500, 380), 2), ((640, 641), 3)])
+def test_dcc_pipeline_tiles_and_preserves_counts(size, grid):
+    rng = np.random.default_rng(1)
+    w, h = size
+    image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    points = np.stack([rng.integers(0, w, 40), rng.integers(0, h, 40)], axis=1).astype(float)
+    patches = preprocess(image, points, load_dataset("DCC").preprocess)
+    assert len(patches) == grid * grid
+    assert sum(len(p) for _, p in patches) == 40
+    assert all(img.shape == (256, 256, 3) for img, _ in patches)
+
+
+def test_prepared_dcc_round_trips_through_its_file(tmp_path):
+    counts = make_dcc(tmp_path, [("trainval", (306, 322)), ("test", (798, 788))])
+    data = prepare(read_dcc(tmp_path / "DCC"), load_dataset("DCC").preprocess)
+    data.save(tmp_path / "patches.npz")
+    again = PreparedDataset.load(tmp_path / "patches.npz")
+    assert dict(zip(again.image_ids.tolist(), again.image_counts.tolist())) == counts
+    assert np.bincount(again.patch_image, weights=again.patch_counts()).tolist() == list(counts.values())
+    subset = again.subset(["test_img1"])
+    assert len(subset.images) == 9 and subset.patch_counts().sum() == counts["test_img1"]

@@ -1,0 +1,115 @@
+"""Tables come from predictions.csv alone and agree with a direct computation; a missing run is
+shown as missing, never as zero; the LaTeX is a well-formed tabular; plots are written."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellbench.config import load_config
+from cellbench.report.build import build_reports
+
+METHODS = ["dcl", "dcl_no_gmp", "csrnet"]
+
+
+@pytest.fixture
+def fake_results(tmp_path):
+    """predictions.csv files with known errors; csrnet seed 1 on MBM is missing."""
+    rng = np.random.default_rng(0)
+    results = tmp_path / "results"
+    truth = {}
+    for dataset in ("VGG", "MBM"):
+        for method in METHODS:
+            for seed in (0, 1):
+                if (dataset, method, seed) == ("MBM", "csrnet", 1):
+                    continue
+                true = rng.integers(50, 200, 12)
+                pred = true + rng.normal(0, 5 + 3 * METHODS.index(method), 12)
+                run = results / dataset / method / f"seed{seed}"
+                run.mkdir(parents=True)
+                pd.DataFrame({"image_id": [f"{i:03d}" for i in range(12)], "true_count": true,
+                              "pred_count": pred}).to_csv(run / "predictions.csv", index=False)
+                truth[(dataset, method, seed)] = (np.abs(pred - true).mean(), np.sqrt(((pred - true) ** 2).mean()))
+    return results, truth
+
+
+def test_tables_agree_with_a_direct_computation(fake_results, tmp_path):
+    results, truth = fake_results
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
+    out = tmp_path / "reports"
+    build_reports(config, results, out)
+
+    table2 = pd.read_csv(out / "table2.csv")
+    for (dataset, method), group in table2.groupby(["dataset", "method"]):
+        for metric, index in (("MAE", 0), ("MSE (=RMSE)", 1)):
+            row = group[group["metric"] == metric].iloc[0]
+            values = [truth[(dataset, method, s)][index] for s in (0, 1) if (dataset, method, s) in truth]
+            assert row["n_seeds"] == len(values)
+            assert row["mean"] == pytest.approx(np.mean(values), abs=1e-4)
+            if len(values) > 1:
+                assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-4)
+    # the paper's numbers beside ours
+    dcl_vgg = table2[(table2["method"] == "dcl") & (table2["dataset"] == "VGG") & (table2["metric"] == "MAE")].iloc[0]
+    assert dcl_vgg["paper"] == 4.1
+    assert dcl_vgg["diff_vs_paper"] == pytest.approx(dcl_vgg["mean"] - 4.1, abs=1e-4)
+
+    table3 = pd.read_csv(out / "table3.csv")
+    row = table3[(table3["dataset"] == "VGG") & (table3["metric"] == "MAE")].iloc[0]
+    without = np.mean([truth[("VGG", "dcl_no_gmp", s)][0] for s in (0, 1)])
+    with_ = np.mean([truth[("VGG", "dcl", s)][0] for s in (0, 1)])
+    assert row["improvement_pct"] == pytest.approx(100 * (without - with_) / without, abs=1e-3)
+    assert row["paper_improvement_pct"] == pytest.approx(18.0, abs=0.05)
+
+    paired = pd.read_csv(out / "paired.csv")
+    p = paired[(paired["dataset"] == "VGG") & (paired["method_b"] == "csrnet")].iloc[0]
+    diffs = [truth[("VGG", "dcl", s)][0] - truth[("VGG", "csrnet", s)][0] for s in (0, 1)]
+    assert p["mae_diff_mean"] == pytest.approx(np.mean(diffs), abs=1e-4)
+    assert p["n_seeds"] == 2
+
+
+def test_missing_run_is_shown_as_missing(fake_results, tmp_path):
+    results, _ = fake_results
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS + ["mcnn"])  # mcnn never ran
+    out = tmp_path / "reports"
+    build_reports(config, results, out)
+    table2 = pd.read_csv(out / "table2.csv")
+    mcnn = table2[table2["method"] == "mcnn"]
+    assert (mcnn["n_seeds"] == 0).all() and mcnn["mean"].isna().all()
+    markdown = (out / "table2.md").read_text()
+    mcnn_row = next(line for line in markdown.splitlines() if line.startswith("| mcnn | ours"))
+    assert mcnn_row.count("missing") == 4 and not re.search(r"\| 0\.00", mcnn_row)
+    csrnet_mbm = table2[(table2["method"] == "csrnet") & (table2["dataset"] == "MBM")]
+    assert (csrnet_mbm["n_seeds"] == 1).all()
+    per_seed = pd.read_csv(out / "per_seed_metrics.csv")
+    assert not per_seed[(per_seed["method"] == "mcnn")]["present"].any()
+
+
+def test_latex_is_a_well_formed_tabular(fake_results, tmp_path):
+    results, _ = fake_results
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
+    build_reports(config, results, tmp_path / "reports")
+    for name in ("table2", "table3"):
+        tex = (tmp_path / "reports" / f"{name}.tex").read_text()
+        body = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
+        spec = re.match(r"\\begin\{tabular\}\{([lc]+)\}", body).group(1)
+        rows = [line for line in body.splitlines() if line.endswith(r"\\")]
+        assert rows and all(line.count("&") == len(spec) - 1 for line in rows)
+        assert "_" not in re.sub(r"\\_", "", body)  # underscores escaped
+        assert r"\textbf{" in body
+
+
+def test_plots_are_written(fake_results, tmp_path):
+    results, _ = fake_results
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
+    build_reports(config, results, tmp_path / "reports")
+    for suffix in (".png", ".pdf"):
+        path = tmp_path / "reports" / "figures" / f"mae_by_method{suffix}"
+        assert path.stat().st_size > 5000
+    assert (tmp_path / "reports" / "figures" / "mae_by_method.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

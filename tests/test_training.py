@@ -1,0 +1,114 @@
+"""The trainer: the DCL loss falls on real data, a resumed run equals an uninterrupted one,
+a NaN loss stops the run naming the epoch and step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cellbench.device import seed_everything
+from cellbench.errors import TrainingError
+from cellbench.losses import count_l1, density_mse
+from cellbench.methods import build_model, get_method
+from cellbench.tensors import DeviceDataset, make_batch
+from cellbench.train import Task, TrainSettings, fit
+
+CPU = torch.device("cpu")
+
+
+def settings(**overrides) -> TrainSettings:
+    base = dict(epochs=3, batch_size=4, lr=1e-3, weight_decay=0.0, restart_period=2, restart_mult=1, amp=False,
+                channels_last=False, crop_size=64, val_every=1, checkpoint_every=1, seed=0)
+    return TrainSettings(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def vgg_small(prepared):
+    data = prepared["VGG"]
+    ids = data.image_ids.tolist()
+    return data.subset(ids[:8]), data.subset(ids[8:10])
+
+
+def test_dcl_counter_loss_falls_on_a_real_batch(vgg_small):
+    train, _ = vgg_small
+    seed_everything(0, deterministic=False)
+    model = build_model(get_method("dcl"))
+    ds = DeviceDataset(train, CPU)
+    batch = make_batch(ds, torch.arange(4), torch.Generator().manual_seed(0), 96, 8, False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    losses = []
+    for _ in range(12):
+        loss = count_l1(model(batch.images), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_batches_keep_image_and_targets_aligned(vgg_small):
+    train, _ = vgg_small
+    ds = DeviceDataset(train, CPU, sigma=2.0, density_scale=100.0)
+    g = torch.Generator().manual_seed(1)
+    batch = make_batch(ds, torch.arange(8), g, None, 8, False)
+    # whole patches: flips and rotations keep every dot, and the density keeps the count
+    torch.testing.assert_close(batch.counts, torch.as_tensor(train.patch_counts(), dtype=torch.float32))
+    torch.testing.assert_close(batch.density.sum(dim=(1, 2, 3)) / 100.0, batch.counts, rtol=1e-4, atol=1e-3)
+
+
+def _mcnn_task(seed=0):
+    seed_everything(seed, deterministic=True)
+    return Task(model=build_model(get_method("mcnn")), loss=density_mse, stride=4, count_scale=100.0, sigma=2.0,
+                density_scale=100.0)
+
+
+def test_resumed_run_equals_uninterrupted_run(vgg_small, tmp_path):
+    train, val = vgg_small
+    reference = fit(_mcnn_task(), train, val, settings(), CPU, tmp_path / "a.ckpt", tmp_path / "a.csv")
+
+    calls = {"n": 0}
+    steps_per_epoch = 2
+
+    def interrupting_loss(pred, batch):  # dies in the middle of epoch 3
+        calls["n"] += 1
+        if calls["n"] == 2 * steps_per_epoch + 1:
+            raise KeyboardInterrupt
+        return density_mse(pred, batch)
+
+    task = _mcnn_task()
+    task.loss = interrupting_loss
+    with pytest.raises(KeyboardInterrupt):
+        fit(task, train, val, settings(), CPU, tmp_path / "b.ckpt", tmp_path / "b.csv")
+    assert torch.load(tmp_path / "b.ckpt", weights_only=False)["epoch"] == 2
+    resumed = fit(_mcnn_task(seed=123), train, val, settings(), CPU, tmp_path / "b.ckpt", tmp_path / "b.csv")
+
+    assert [r["val_mae"] for r in resumed["history"]] == [r["val_mae"] for r in reference["history"]]
+    for key, value in reference["last_state_dict"].items():
+        assert torch.equal(value, resumed["last_state_dict"][key]), key
+    assert (tmp_path / "a.csv").read_text().count("\n") == (tmp_path / "b.csv").read_text().count("\n") == 4
+
+
+def test_nan_loss_stops_naming_epoch_and_step(vgg_small, tmp_path):
+    train, val = vgg_small
+    calls = {"n": 0}
+
+    def poisoned(pred, batch):
+        calls["n"] += 1
+        loss = density_mse(pred, batch)
+        return loss * math.nan if calls["n"] == 4 else loss  # epoch 2, step 2
+
+    task = _mcnn_task()
+    task.loss = poisoned
+    with pytest.raises(TrainingError, match=r"loss became NaN or infinite at epoch 2, step 2 of 2"):
+        fit(task, train, val, settings(), CPU, tmp_path / "c.ckpt", tmp_path / "c.csv")
+    assert torch.load(tmp_path / "c.ckpt", weights_only=False)["epoch"] == 1  # the last good checkpoint
+
+
+def test_same_seed_gives_identical_training_on_cpu(vgg_small, tmp_path):
+    train, val = vgg_small
+    first = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "x.ckpt", tmp_path / "x.csv")
+    second = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "y.ckpt", tmp_path / "y.csv")
+    assert [r["val_mae"] for r in first["history"]] == [r["val_mae"] for r in second["history"]]
+    assert all(torch.equal(v, second["state_dict"][k]) for k, v in first["state_dict"].items())
