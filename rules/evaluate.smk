@@ -10,7 +10,7 @@ rule evaluate:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),
-    threads: workflow.cores
+    threads: 8
     resources:
         gpu=1,
     conda:

@@ -12,7 +12,7 @@ rule train:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
-    threads: workflow.cores
+    threads: 8
     resources:
         gpu=1,
     conda:
@@ -36,7 +36,7 @@ rule train_localizer:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
-    threads: workflow.cores
+    threads: 8
     resources:
         gpu=1,
     conda:

@@ -108,16 +108,17 @@ def test_killed_training_job_resumes_to_the_same_metrics(workflow_copy, tmp_path
     root = workflow_copy
     overlay = tmp_path / "resume.yaml"
     overlay.write_text("datasets: [MBM]\nmethods: [mcnn]\ntrain: {epochs: 8, restart_period: 4, deterministic: true}\n")
+    # the target goes first: --configfile takes every argument after it
     args = ["--workflow-profile", "profiles/smoke", "--configfile", "config/smoke.yaml", str(overlay)]
     target = "results/MBM/mcnn/seed0/metrics.json"
     run = root / "results" / "MBM" / "mcnn" / "seed0"
     log_csv = run / "counter_log.csv"
 
-    _snakemake(root, *args, target)
+    _snakemake(root, target, *args)
     reference = json.loads((root / target).read_text())
     shutil.rmtree(run)
 
-    job = subprocess.Popen([*SNAKEMAKE, *args, target], cwd=root, env=_env(), stdout=subprocess.DEVNULL,
+    job = subprocess.Popen([*SNAKEMAKE, target, *args], cwd=root, env=_env(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     import time
     deadline = time.time() + 600
@@ -129,7 +130,7 @@ def test_killed_training_job_resumes_to_the_same_metrics(workflow_copy, tmp_path
     assert job.wait(timeout=120) != 0  # the workflow saw its job die
     assert (run / "counter.ckpt").is_file() and not (root / target).exists()
 
-    _snakemake(root, *args, target)
+    _snakemake(root, target, *args)
     resumed = json.loads((root / target).read_text())
     train_log = (root / "results" / "logs" / "train" / "MBM_mcnn_seed0.log").read_text()
     assert "resuming from" in train_log
