@@ -1,4 +1,6 @@
 # Data: fetch (mirror or download) and verify, convert to patches, split per seed, statistics.
+# On a cluster, fetch runs where the workflow is started (login nodes reach the network),
+# as do the small split and stats jobs; prepare runs as a CPU job.
 
 localrules: fetch, split, stats
 
@@ -22,6 +24,9 @@ rule prepare:
         rules.fetch.output,
     output:
         "results/prepared/{dataset}/patches.npz",
+    resources:
+        mem_mb=8000,
+        runtime=30,
     conda:
         "../environment.yml"
     log:

@@ -10,9 +10,11 @@ rule evaluate:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),
-    threads: 8
+    threads: 4
     resources:
-        gpu=1,
+        gpu=GPUS,
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../environment.yml"
     log:

@@ -1,7 +1,8 @@
 # Report: per-dataset figures, then the tables, the summary figure and reports/README.md.
 # Everything is computed from the runs' outputs (predictions.csv, logs, saved models).
 
-localrules: report
+# Both read small files and draw: they run where the workflow is started, also on a cluster.
+localrules: figures, report
 
 
 rule figures:

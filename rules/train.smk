@@ -12,9 +12,11 @@ rule train:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
-    threads: 8
+    threads: 4
     resources:
-        gpu=1,
+        gpu=GPUS,
+        mem_mb=8000,
+        runtime=360,
     conda:
         "../environment.yml"
     log:
@@ -36,9 +38,11 @@ rule train_localizer:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
-    threads: 8
+    threads: 4
     resources:
-        gpu=1,
+        gpu=GPUS,
+        mem_mb=8000,
+        runtime=180,
     conda:
         "../environment.yml"
     log:
