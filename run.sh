@@ -18,7 +18,6 @@ want="$(cat pyproject.toml; echo "$torch_spec")"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "run.sh: installing into $venv (first run takes a few minutes)" >&2
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086
     "$venv/bin/python" -m pip install --quiet $torch_spec
     "$venv/bin/python" -m pip install --quiet -e ".[test]"

@@ -36,12 +36,21 @@ def fake_results(tmp_path):
     return results, truth
 
 
-def test_tables_agree_with_a_direct_computation(fake_results, tmp_path):
-    results, truth = fake_results
+def _build(results, out, methods):
     config = load_config()
-    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
-    out = tmp_path / "reports"
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=methods)
     build_reports(config, results, out)
+    return out
+
+
+@pytest.fixture
+def reports(fake_results, tmp_path):
+    return _build(fake_results[0], tmp_path / "reports", METHODS)
+
+
+def test_tables_agree_with_a_direct_computation(fake_results, reports):
+    _, truth = fake_results
+    out = reports
 
     table2 = pd.read_csv(out / "table2.csv")
     for (dataset, method), group in table2.groupby(["dataset", "method"]):
@@ -72,11 +81,7 @@ def test_tables_agree_with_a_direct_computation(fake_results, tmp_path):
 
 
 def test_missing_run_is_shown_as_missing(fake_results, tmp_path):
-    results, _ = fake_results
-    config = load_config()
-    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS + ["mcnn"])  # mcnn never ran
-    out = tmp_path / "reports"
-    build_reports(config, results, out)
+    out = _build(fake_results[0], tmp_path / "reports", METHODS + ["mcnn"])  # mcnn never ran
     table2 = pd.read_csv(out / "table2.csv")
     mcnn = table2[table2["method"] == "mcnn"]
     assert (mcnn["n_seeds"] == 0).all() and mcnn["mean"].isna().all()
@@ -89,13 +94,9 @@ def test_missing_run_is_shown_as_missing(fake_results, tmp_path):
     assert not per_seed[(per_seed["method"] == "mcnn")]["present"].any()
 
 
-def test_latex_is_a_well_formed_tabular(fake_results, tmp_path):
-    results, _ = fake_results
-    config = load_config()
-    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
-    build_reports(config, results, tmp_path / "reports")
+def test_latex_is_a_well_formed_tabular(reports):
     for name in ("table2", "table3"):
-        tex = (tmp_path / "reports" / f"{name}.tex").read_text()
+        tex = (reports / f"{name}.tex").read_text()
         body = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
         spec = re.match(r"\\begin\{tabular\}\{([lc]+)\}", body).group(1)
         rows = [line for line in body.splitlines() if line.endswith(r"\\")]
@@ -104,12 +105,7 @@ def test_latex_is_a_well_formed_tabular(fake_results, tmp_path):
         assert r"\textbf{" in body
 
 
-def test_plots_are_written(fake_results, tmp_path):
-    results, _ = fake_results
-    config = load_config()
-    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS)
-    build_reports(config, results, tmp_path / "reports")
+def test_plots_are_written(reports):
     for suffix in (".png", ".pdf"):
-        path = tmp_path / "reports" / "figures" / f"mae_by_method{suffix}"
-        assert path.stat().st_size > 5000
-    assert (tmp_path / "reports" / "figures" / "mae_by_method.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (reports / "figures" / f"mae_by_method{suffix}").stat().st_size > 5000
+    assert (reports / "figures" / "mae_by_method.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
