@@ -125,11 +125,15 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     (out_dir / "counter.ckpt").unlink(missing_ok=True)
 
 
-def _load_counter(spec, config: dict, run_dir: Path, which: str = "best") -> tuple[torch.nn.Module, float]:
+def read_counter(run_dir: Path) -> dict:
+    """The saved counter of a run: its best and last weights, best epoch and count scale."""
+    return torch.load(run_dir / "counter.pt", map_location="cpu", weights_only=False)
+
+
+def counter_model(spec, saved: dict, which: str = "best") -> torch.nn.Module:
     model = build_model(spec, "none")
-    saved = torch.load(run_dir / "counter.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(saved[which])
-    return model, saved["count_scale"]
+    return model
 
 
 def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
@@ -138,7 +142,7 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     tic = time.time()
     device = _setup(config, seed, threads)
     spec = get_method(method)
-    counter, _ = _load_counter(spec, config, run_dir)
+    counter = counter_model(spec, read_counter(run_dir))
     target = config["targets"][dataset]
     model = CounterConditionedLocalizer(counter, build_localizer(spec), spec.stride, target["density_scale"])
     limits = config["train"]["max_images"]
@@ -167,11 +171,11 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     amp, cl = config["train"]["amp"], config["train"]["channels_last"]
     n = len(test.image_ids)
     columns = {"image_id": test.image_ids, "true_count": test.image_counts}
-    saved = torch.load(run_dir / "counter.pt", map_location="cpu", weights_only=False)
+    saved = read_counter(run_dir)
+    scale = saved["count_scale"]
     models = {}
     for which in ("best", "last"):
-        model, scale = _load_counter(spec, config, run_dir, which)
-        models[which] = model.to(device)
+        models[which] = counter_model(spec, saved, which).to(device)
         tic = time.perf_counter()
         columns[f"pred_count{'' if which == 'best' else '_last_epoch'}"] = image_counts(
             patch_counts(models[which], images, device, scale, amp=amp, channels_last=cl), test.patch_image, n)

@@ -23,8 +23,6 @@ DATASETS = config["datasets"]
 METHODS = selected_methods(config)
 SEEDS = config["seeds"]
 LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
-# Methods shown in the example-maps figure: DCL and its variants (the paper's Fig. 2 and 3).
-EXAMPLE_METHODS = [m for m in METHODS if m == "dcl" or METHOD_SPECS[m].base == "dcl"] or METHODS[:1]
 TRAIN_SECTIONS = ("train", "localizer", "targets")
 # GPUs a training or evaluation job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
 GPUS = 0 if config["train"]["device"] == "cpu" else 1

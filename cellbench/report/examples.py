@@ -11,17 +11,10 @@ import torch
 from ..data.prepare import PreparedDataset
 from ..io import read_json
 from ..localizer import CounterConditionedLocalizer
-from ..methods import build_localizer, build_model, get_method
+from ..methods import build_localizer, get_method
+from ..pipeline import counter_model, read_counter
 from ..tensors import normalise
 from .plots import plt, save
-
-
-def _counter(method: str, run: Path):
-    spec = get_method(method)
-    model = build_model(spec, "none")
-    saved = torch.load(run / "counter.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(saved["best"])
-    return spec, model.eval(), saved["count_scale"]
 
 
 def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_file: Path, results: Path,
@@ -36,7 +29,8 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
         run = results / dataset / method / f"seed{seed}"
         if not (run / "counter.pt").is_file():
             continue
-        spec, model, scale = _counter(method, run)
+        spec, saved = get_method(method), read_counter(run)
+        model, scale = counter_model(spec, saved).eval(), saved["count_scale"]
         panels.append((f"{method} counter", model, scale))
         if spec.localizer and (run / "localizer.pt").is_file():
             localizer = build_localizer(spec)
