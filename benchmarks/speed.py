@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -65,7 +66,7 @@ def trainer(device, data: PreparedDataset, epochs: int, amp, channels_last, tmp:
     seed_everything(0, deterministic=False)
     settings = TrainSettings(epochs=epochs + 1, batch_size=8, lr=1e-4, weight_decay=0.0, restart_period=100,
                              restart_mult=1, amp=amp, channels_last=channels_last, crop_size=None,
-                             val_every=10_000, checkpoint_every=10_000, seed=0)
+                             val_every=10_000, checkpoint_seconds=math.inf, seed=0)
     task = Task(model=build_model(get_method("dcl_no_gmp")), loss=count_l1, stride=8)
     val = data.subset(data.image_ids[:1].tolist())
     result = fit(task, data, val, settings, device, tmp / "bench.ckpt", tmp / "bench.csv")

@@ -1,7 +1,8 @@
 """Prepared patches as tensors on the training device, batches, and on-device augmentation.
 
 The datasets are small (hundreds of 256x256 patches), so a whole training split lives on the
-device; batches are gathered by index and augmented there, with no per-step host work.
+device; an epoch's random choices are drawn at its start and copied to the device once, and
+batches are gathered and augmented there, with no per-step host work or synchronisation.
 """
 
 from __future__ import annotations
@@ -54,46 +55,73 @@ class DeviceDataset:
         return self.images.shape[0]
 
 
-def _crop(t: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.stack([t[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
+@dataclass
+class EpochPlan:
+    """Every random choice of one training epoch, drawn on the CPU at once and moved to the device
+    in one copy, so that the steps of the epoch need no host work and no device synchronisation.
 
-
-def augment(tensors: list[torch.Tensor], generator: torch.Generator, crop_size: int | None) -> list[torch.Tensor]:
-    """The same random crop, flips and 90-degree rotation for each sample of every tensor.
-
-    Random numbers come from ``generator`` on the CPU (the same count every call), so a run
-    resumed from a checkpoint draws exactly what an uninterrupted run would.
+    ``draws`` rows: sample index, transpose, horizontal flip, vertical flip, crop top, crop left.
+    Transpose and the two flips together give the 8 flips and 90-degree rotations of a square,
+    each with probability 1/8.
     """
-    b, _, h, w = tensors[0].shape
-    flip_h = torch.rand(b, generator=generator) < 0.5
-    flip_v = torch.rand(b, generator=generator) < 0.5
-    turns = torch.randint(0, 4, (b,), generator=generator)
+    draws: torch.Tensor     # (6, N) int64 on the device, in epoch order
+    batch_size: int
+    crop_size: int | None
+
+    def __len__(self) -> int:
+        return -(-self.draws.shape[1] // self.batch_size)
+
+    def step(self, i: int) -> torch.Tensor:
+        return self.draws[:, i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def plan_epoch(ds: DeviceDataset, batch_size: int, generator: torch.Generator,
+               crop_size: int | None) -> EpochPlan:
+    """Draw one epoch from ``generator`` (on the CPU: the same draws on every device, and a run
+    resumed from a checkpoint draws exactly what an uninterrupted run would)."""
+    n, (h, w) = len(ds), ds.images.shape[-2:]
     size = crop_size if crop_size and crop_size < min(h, w) else None
-    ys = torch.randint(0, h - (size or h) + 1, (b,), generator=generator)
-    xs = torch.randint(0, w - (size or w) + 1, (b,), generator=generator)
-    device = tensors[0].device
-    fh, fv = flip_h.to(device).view(b, 1, 1, 1), flip_v.to(device).view(b, 1, 1, 1)
+    order = torch.randperm(n, generator=generator)
+    bits = torch.randint(0, 2, (3, n), generator=generator)
+    tops = torch.randint(0, h - (size or h) + 1, (n,), generator=generator)
+    lefts = torch.randint(0, w - (size or w) + 1, (n,), generator=generator)
+    draws = torch.cat([order[None], bits, tops[None], lefts[None]])
+    if ds.images.device.type == "cuda":
+        draws = draws.pin_memory()
+    return EpochPlan(draws.to(ds.images.device, non_blocking=True), batch_size, size)
+
+
+def _crop(t: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-sample square crops by gathering rows then columns (no host round trip)."""
+    b, c, _, w = t.shape
+    offsets = torch.arange(size, device=t.device)
+    rows = (tops[:, None] + offsets)[:, None, :, None].expand(b, c, size, w)
+    t = t.gather(2, rows)
+    cols = (lefts[:, None] + offsets)[:, None, None, :].expand(b, c, size, size)
+    return t.gather(3, cols)
+
+
+def augment(tensors: list[torch.Tensor], draws: torch.Tensor, crop_size: int | None) -> list[torch.Tensor]:
+    """The same crop, transpose and flips (``draws`` rows 1..5 of an ``EpochPlan``) for each sample
+    of every tensor."""
+    b = draws.shape[1]
+    transpose, flip_h, flip_v = (draws[k].bool().view(b, 1, 1, 1) for k in (1, 2, 3))
     out = []
     for t in tensors:
-        if size:
-            t = _crop(t, ys, xs, size)
-        t = torch.where(fh, t.flip(-1), t)
-        t = torch.where(fv, t.flip(-2), t)
-        if t.shape[-1] == t.shape[-2]:
-            rotated = t.clone()
-            for k in (1, 2, 3):
-                idx = (turns == k).nonzero().flatten().to(device)
-                if idx.numel():
-                    rotated[idx] = torch.rot90(t[idx], k, dims=(-2, -1))
-            t = rotated
+        if crop_size:
+            t = _crop(t, draws[4], draws[5], crop_size)
+        if t.shape[-1] == t.shape[-2]:  # a rectangle cannot be transposed in place
+            t = torch.where(transpose, t.transpose(-1, -2), t)
+        t = torch.where(flip_h, t.flip(-1), t)
+        t = torch.where(flip_v, t.flip(-2), t)
         out.append(t)
     return out
 
 
-def make_batch(ds: DeviceDataset, index: torch.Tensor, generator: torch.Generator, crop_size: int | None,
-               stride: int, channels_last: bool) -> Batch:
-    index = index.to(ds.images.device)
+def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, channels_last: bool) -> Batch:
+    draws = plan.step(step)
+    index = draws[0]
     tensors = [ds.images[index], ds.dots[index]] + ([ds.density[index]] if ds.density is not None else [])
-    tensors = augment(tensors, generator, crop_size)
+    tensors = augment(tensors, draws, plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
     return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density)

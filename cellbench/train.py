@@ -1,8 +1,8 @@
 """The one trainer: every method and the localizer stage are fitted here.
 
 Adam, cosine annealing with warm restarts stepped per iteration, flips and 90-degree rotations
-on the device, model selection on the validation MAE, a resumable checkpoint every
-``checkpoint_every`` epochs (written atomically), a per-epoch CSV log.
+on the device (drawn once per epoch: the steps need no host synchronisation), model selection on the validation MAE, a resumable checkpoint (written
+atomically) at the end of the first epoch ``checkpoint_seconds`` after the last one, a per-epoch CSV log.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .errors import TrainingError
 from .inference import autocast, image_counts, patch_counts
 from .io import atomic_path, write_text
 from .metrics import count_metrics
-from .tensors import DeviceDataset, images_tensor, make_batch
+from .tensors import DeviceDataset, images_tensor, make_batch, plan_epoch
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TrainSettings:
     channels_last: bool
     crop_size: int | None
     val_every: int
-    checkpoint_every: int
+    checkpoint_seconds: float   # 0: after every epoch; on a GPU a VGG-19 checkpoint costs more than an epoch
     seed: int
 
 
@@ -60,7 +60,8 @@ class Task:
 
 
 def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, val: PreparedDataset) -> str:
-    blob = json.dumps({"settings": asdict(settings), "model": type(task.model).__name__, "stride": task.stride,
+    # How often checkpoints are written does not change the run, so it may change on resume.
+    blob = json.dumps({"settings": {k: v for k, v in asdict(settings).items() if k != "checkpoint_seconds"}, "model": type(task.model).__name__, "stride": task.stride,
                        "sigma": task.sigma, "scale": task.density_scale,
                        "train": train.image_ids.tolist(), "val": val.image_ids.tolist()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -90,7 +91,9 @@ def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: Trai
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    # The fused CUDA kernel updates every parameter in one launch (the steps are launch-bound).
+    optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay,
+                                 fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=settings.restart_period * steps_per_epoch, T_mult=settings.restart_mult)
@@ -114,15 +117,15 @@ def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: Trai
         else:
             log.warning("%s was written with other settings or data; starting afresh", checkpoint_path)
 
+    last_checkpoint = time.perf_counter()
     for epoch in range(start_epoch, settings.epochs + 1):
         tic = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_ds), generator=generator)
+        plan = plan_epoch(train_ds, settings.batch_size, generator, settings.crop_size)
         loss_sum = torch.zeros((), device=device)
         first_bad = torch.full((), -1, device=device, dtype=torch.long)
         for step in range(steps_per_epoch):
-            index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            batch = make_batch(train_ds, index, generator, settings.crop_size, task.stride, settings.channels_last)
+            batch = make_batch(train_ds, plan, step, task.stride, settings.channels_last)
             with autocast(device, settings.amp):
                 pred = model(batch.images)
             loss = task.loss(pred, batch)
@@ -135,8 +138,10 @@ def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: Trai
             loss_sum += loss.detach()
         bad_step = int(first_bad)
         if bad_step >= 0:
+            saved = (f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.is_file()
+                     else "no checkpoint was written before it")
             raise TrainingError(f"loss became NaN or infinite at epoch {epoch}, step "
-                                f"{bad_step} of {steps_per_epoch}; the last good checkpoint is {checkpoint_path}")
+                                f"{bad_step} of {steps_per_epoch}; {saved}")
         row = {"epoch": epoch, "train_loss": float(loss_sum) / steps_per_epoch, "val_mae": "", "val_rmse": "",
                "lr": optimizer.param_groups[0]["lr"], "seconds": 0.0}
         if epoch % settings.val_every == 0 or epoch == settings.epochs:
@@ -144,22 +149,25 @@ def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: Trai
             metrics = count_metrics(val_true, pred)
             row.update(val_mae=metrics["mae"], val_rmse=metrics["rmse"])
             if metrics["mae"] < best["mae"]:
+                # Kept on the device: a copy to the host would stall the next epoch's launches.
                 best = {"mae": metrics["mae"], "epoch": epoch,
-                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         row["seconds"] = time.perf_counter() - tic
         history.append(row)
         log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs", epoch, settings.epochs,
                  row["train_loss"], f"{row['val_mae']:.3f}" if row["val_mae"] != "" else "-", best["mae"],
                  best["epoch"], row["lr"], row["seconds"])
         _write_log(log_path, history)
-        if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
+        if epoch < settings.epochs and time.perf_counter() - last_checkpoint >= settings.checkpoint_seconds:
             with atomic_path(checkpoint_path) as tmp:
                 torch.save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "generator": generator.get_state(), "history": history, "best": best}, tmp)
+            last_checkpoint = time.perf_counter()
     if best["state"] is None:  # no validation ran (cannot happen: the last epoch always validates)
         raise TrainingError("no validation was run; check train.val_every")
     last_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return {"state_dict": best["state"], "last_state_dict": last_state, "best_epoch": best["epoch"],
+    best_state = {k: v.cpu() for k, v in best["state"].items()}
+    return {"state_dict": best_state, "last_state_dict": last_state, "best_epoch": best["epoch"],
             "best_val_mae": best["mae"],
             "epochs": settings.epochs, "history": history}

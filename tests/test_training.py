@@ -12,7 +12,7 @@ from cellbench.device import seed_everything
 from cellbench.errors import TrainingError
 from cellbench.losses import count_l1, density_mse
 from cellbench.methods import build_model, get_method
-from cellbench.tensors import DeviceDataset, make_batch
+from cellbench.tensors import DeviceDataset, augment, make_batch, plan_epoch
 from cellbench.train import Task, TrainSettings, fit
 
 CPU = torch.device("cpu")
@@ -20,7 +20,7 @@ CPU = torch.device("cpu")
 
 def settings(**overrides) -> TrainSettings:
     base = dict(epochs=3, batch_size=4, lr=1e-3, weight_decay=0.0, restart_period=2, restart_mult=1, amp=False,
-                channels_last=False, crop_size=64, val_every=1, checkpoint_every=1, seed=0)
+                channels_last=False, crop_size=64, val_every=1, checkpoint_seconds=0.0, seed=0)
     return TrainSettings(**{**base, **overrides})
 
 
@@ -36,7 +36,7 @@ def test_dcl_counter_loss_falls_on_a_real_batch(vgg_small):
     seed_everything(0, deterministic=False)
     model = build_model(get_method("dcl"))
     ds = DeviceDataset(train, CPU)
-    batch = make_batch(ds, torch.arange(4), torch.Generator().manual_seed(0), 96, 8, False)
+    batch = make_batch(ds, plan_epoch(ds, 4, torch.Generator().manual_seed(0), 96), 0, 8, False)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []
     for _ in range(12):
@@ -51,11 +51,42 @@ def test_dcl_counter_loss_falls_on_a_real_batch(vgg_small):
 def test_batches_keep_image_and_targets_aligned(vgg_small):
     train, _ = vgg_small
     ds = DeviceDataset(train, CPU, sigma=2.0, density_scale=100.0)
-    g = torch.Generator().manual_seed(1)
-    batch = make_batch(ds, torch.arange(8), g, None, 8, False)
+    plan = plan_epoch(ds, 8, torch.Generator().manual_seed(1), None)
+    batch = make_batch(ds, plan, 0, 8, False)
     # whole patches: flips and rotations keep every dot, and the density keeps the count
-    torch.testing.assert_close(batch.counts, torch.as_tensor(train.patch_counts(), dtype=torch.float32))
+    order = plan.draws[0]
+    torch.testing.assert_close(batch.counts, torch.as_tensor(train.patch_counts(), dtype=torch.float32)[order])
     torch.testing.assert_close(batch.density.sum(dim=(1, 2, 3)) / 100.0, batch.counts, rtol=1e-4, atol=1e-3)
+
+
+def test_crops_match_slicing_and_keep_dots_with_their_pixels(vgg_small):
+    train, _ = vgg_small
+    ds = DeviceDataset(train, CPU)
+    plan = plan_epoch(ds, 8, torch.Generator().manual_seed(2), 96)
+    draws = plan.step(0)
+    no_flip = draws.clone()
+    no_flip[1:4] = 0
+    images, dots = augment([ds.images[draws[0]], ds.dots[draws[0]]], no_flip, 96)
+    for i, (idx, top, left) in enumerate(zip(draws[0], draws[4], draws[5])):
+        window = (slice(None), slice(top, top + 96), slice(left, left + 96))
+        assert torch.equal(images[i], ds.images[idx][window])
+        assert torch.equal(dots[i], ds.dots[idx][window])
+    batch = make_batch(ds, plan, 0, 8, False)
+    torch.testing.assert_close(batch.counts, dots.sum(dim=(1, 2, 3)))  # flips move dots, never drop them
+    assert (batch.counts < torch.as_tensor(train.patch_counts(), dtype=torch.float32)[draws[0]]).any()
+
+
+def test_augmentation_draws_each_flip_and_rotation_of_the_square_equally():
+    square = torch.arange(16.0).view(1, 1, 4, 4)
+    ds = DeviceDataset.__new__(DeviceDataset)
+    ds.images = square.expand(4000, 1, 4, 4)
+    plan = plan_epoch(ds, 4000, torch.Generator().manual_seed(3), None)
+    (out,) = augment([ds.images], plan.draws, None)
+    group = [torch.rot90(s, k, dims=(-2, -1)) for s in (square[0], square[0].flip(-1)) for k in range(4)]
+    seen = torch.tensor([[torch.equal(o, g) for g in group] for o in out])
+    assert seen.sum(dim=1).eq(1).all()            # every output is one of the 8 symmetries
+    share = seen.float().mean(dim=0)
+    assert torch.all((share - 1 / 8).abs() < 0.02), share
 
 
 def _mcnn_task(seed=0):

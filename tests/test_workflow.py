@@ -107,7 +107,7 @@ def test_killed_training_job_resumes_to_the_same_metrics(workflow_copy, tmp_path
     uninterrupted run ends (CPU, deterministic algorithms)."""
     root = workflow_copy
     overlay = tmp_path / "resume.yaml"
-    overlay.write_text("datasets: [MBM]\nmethods: [mcnn]\ntrain: {epochs: 8, restart_period: 4, deterministic: true}\n")
+    overlay.write_text("datasets: [MBM]\nmethods: [mcnn]\ntrain: {epochs: 8, restart_period: 4, deterministic: true, checkpoint_minutes: 0}\n")
     # the target goes first: --configfile takes every argument after it
     args = ["--workflow-profile", "profiles/smoke", "--configfile", "config/smoke.yaml", str(overlay)]
     target = "results/MBM/mcnn/seed0/metrics.json"
