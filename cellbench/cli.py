@@ -52,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
                     "dataset", "prepared", "split")
     figures.add_argument("--results", default="results")
     figures.add_argument("--out", default="reports")
+    publish = sub.add_parser("publish", help="copy a finished benchmark (no weights) into a reference folder")
+    publish.add_argument("--results", default="results")
+    publish.add_argument("--reports", default="reports")
+    publish.add_argument("--out", required=True, help="for example reports/reference/gpu-h100-2026")
+    publish.add_argument("--title", default="cellbench reference results")
+    publish.add_argument("--note", action="append", default=[], help="a line for the reference's README")
+    publish.add_argument("--extra", action="append", default=[], help="another file to include (speed JSON)")
+    compare = sub.add_parser("compare", help="your run's MAE and RMSE beside a published reference")
+    compare.add_argument("--reference", required=True, help="a folder written by publish")
+    compare.add_argument("--reports", default="reports")
+    compare.add_argument("--out", default=None, help="write <out>.csv and <out>.md (default: print)")
     sub.add_parser("methods", help="list the methods found under methods/")
     sub.add_parser("validate", help="check the configuration")
 
@@ -73,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         for name, spec in discover().items():
             print(f"{name:16s} {spec.description}")
         return 0
+    if args.stage in ("publish", "compare"):
+        return _reference(args)
     config = _config(args)
     if args.stage == "validate":
         print("configuration is valid")
@@ -96,4 +109,21 @@ def _run(args: argparse.Namespace) -> int:
         from .report.build import build_dataset_figures
         build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),
                               Path(args.split))
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from .io import write_text
+    from .report.publish import compare, compare_markdown, publish
+
+    if args.stage == "publish":
+        publish(Path(args.results), Path(args.reports), Path(args.out), args.title, args.note,
+                [Path(p) for p in args.extra])
+        return 0
+    frame = compare(Path(args.reference), Path(args.reports))
+    text = compare_markdown(frame, Path(args.reference))
+    if args.out:
+        write_text(Path(args.out + ".csv"), frame.to_csv(index=False, float_format="%.4f"))
+        write_text(Path(args.out + ".md"), text)
+    print(text, end="")
     return 0

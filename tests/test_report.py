@@ -1,8 +1,11 @@
 """Tables come from predictions.csv alone and agree with a direct computation; a missing run is
-shown as missing, never as zero; the LaTeX is a well-formed tabular; plots are written."""
+shown as missing, never as zero; the LaTeX is a well-formed tabular; plots are written; a published
+reference holds everything but the weights, and a run is compared with it seed by seed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import numpy as np
@@ -10,7 +13,9 @@ import pandas as pd
 import pytest
 
 from cellbench.config import load_config
+from cellbench.errors import CellbenchError
 from cellbench.report.build import build_reports
+from cellbench.report.publish import compare, compare_markdown, publish
 
 METHODS = ["dcl", "dcl_no_gmp", "csrnet"]
 
@@ -109,3 +114,54 @@ def test_plots_are_written(reports):
     for suffix in (".png", ".pdf"):
         assert (reports / "figures" / f"mae_by_method{suffix}").stat().st_size > 5000
     assert (reports / "figures" / "mae_by_method.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _with_metadata(results):
+    """The metadata.json the train stage writes, reduced to what publish reads, plus a checkpoint."""
+    for run in results.glob("*/*/seed*"):
+        meta = {"environment": {"device": "cpu", "torch": "x", "git": {"commit": "abc"}},
+                "config": {"train": {"epochs": 3}}, "initialisation": "random initialisation", "wall_seconds": 6.0}
+        (run / "metadata.json").write_text(json.dumps(meta))
+        (run / "counter.pt").write_bytes(b"weights")
+    return results
+
+
+def test_publish_copies_everything_but_weights_and_a_manifest_checks_it(fake_results, reports, tmp_path):
+    results = _with_metadata(fake_results[0])
+    out = publish(results, reports, tmp_path / "reference" / "v1", "test reference", ["a note"])
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    runs = {p.parent for p in results.glob("*/*/seed*/predictions.csv")}
+    assert len(runs) == 11
+    for run in runs:
+        rel = run.relative_to(results).as_posix()
+        assert {f"runs/{rel}/predictions.csv", f"runs/{rel}/metadata.json"} <= files
+    assert not any(name.endswith(".pt") for name in files)
+    assert {"table2.csv", "table2.tex", "per_seed_metrics.csv", "figures/mae_by_method.png"} <= files
+    for line in (out / "MANIFEST.sha256").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    readme = (out / "README.md").read_text()
+    assert "Runs: 11" in readme and "Missing runs: 1: MBM/csrnet/seed1" in readme and "a note" in readme
+
+    # republishing replaces the folder whole; a file too large to publish leaves the old one intact
+    (reports / "figures" / "huge.png").write_bytes(b"\0" * 6_000_000)
+    with pytest.raises(CellbenchError, match="huge.png is 6.0 MB"):
+        publish(results, reports, out, "test reference")
+    assert (out / "MANIFEST.sha256").is_file() and not (out / "figures" / "huge.png").exists()
+
+
+def test_compare_pairs_the_seeds_both_runs_have(fake_results, reports, tmp_path):
+    reference = publish(_with_metadata(fake_results[0]), reports, tmp_path / "ref", "t")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    per_seed = pd.read_csv(reports / "per_seed_metrics.csv")
+    per_seed = per_seed[per_seed["seed"] == 0].copy()       # one seed only
+    per_seed.loc[per_seed["method"] == "dcl", "mae"] += 1.5  # and dcl worse by 1.5
+    per_seed.to_csv(mine / "per_seed_metrics.csv", index=False)
+
+    frame = compare(reference, mine).set_index(["dataset", "method"])
+    dcl = frame.loc[("VGG", "dcl")]
+    assert (dcl["seeds_ref"], dcl["seeds_yours"], dcl["paired_seeds"]) == (2, 1, 1)
+    assert dcl["mae_diff_paired"] == pytest.approx(1.5)
+    assert frame.loc[("VGG", "csrnet"), "mae_diff_paired"] == pytest.approx(0.0)
+    assert "| VGG | dcl |" in compare_markdown(frame.reset_index(), reference)

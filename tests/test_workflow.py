@@ -93,6 +93,14 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
         assert (root / "reports" / name).stat().st_size > 0, name
     assert "126.20 ± 33.13" in (root / "reports" / "table1_datasets.md").read_text()
 
+    # the finished run published as a reference: every run, no weights
+    subprocess.run([sys.executable, "-m", "cellbench", "publish", "--out", "reports/reference/smoke"], cwd=root,
+                   env=_env(), check=True, capture_output=True)
+    published = root / "reports" / "reference" / "smoke"
+    assert "Runs: 5" in (published / "README.md").read_text()
+    assert len(list(published.glob("runs/MBM/*/seed0/metadata.json"))) == 5
+    assert not list(published.rglob("*.pt")) and not list(published.rglob("*.ckpt"))
+
     # Snakemake's own HTML report holds the tables and figures
     _snakemake(root, "--workflow-profile", "profiles/smoke", "--config", "datasets=[MBM]",
                "--report", "reports/report.html", timeout=600)

@@ -1,0 +1,168 @@
+"""Publish a finished benchmark as reference results, and compare a run with a reference.
+
+A reference holds what is needed to check and reuse a run, never the model weights: the tables
+and figures from ``reports/``, every run's per-image predictions, metrics, training logs and
+metadata, the splits and dataset statistics, and a SHA-256 manifest of it all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CellbenchError
+from ..io import read_json, write_text
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("predictions.csv", "metrics.json", "metadata.json", "counter_log.csv", "localizer_log.csv")
+REPORT_SUFFIXES = (".csv", ".md", ".tex")
+MAX_FILE_BYTES = 5_000_000  # a reference lives in git: anything larger is a mistake (a checkpoint, say)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.stat().st_size > MAX_FILE_BYTES:
+        raise CellbenchError(f"{src} is {src.stat().st_size / 1e6:.1f} MB, over the "
+                             f"{MAX_FILE_BYTES / 1e6:.0f} MB a published file may have")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def _manifest(root: Path) -> str:
+    lines = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "MANIFEST.sha256"):
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root).as_posix()}")
+    return "\n".join(lines) + "\n"
+
+
+def _runs(results: Path, per_seed: pd.DataFrame) -> list[Path]:
+    present = per_seed[per_seed["present"].astype(str) == "True"]
+    return [results / r.dataset / r.method / f"seed{int(r.seed)}" for r in present.itertuples()]
+
+
+def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[str]) -> str:
+    envs = {(m["environment"].get("gpu") or m["environment"]["device"], m["environment"]["torch"]) for m in metas}
+    commits = {m["environment"]["git"]["commit"] for m in metas}
+    inits = sorted({m.get("initialisation", m.get("pretrained", "?")) for m in metas})
+    epochs = sorted({m["config"]["train"]["epochs"] for m in metas})
+    wall = sum(m.get("wall_seconds", 0.0) for m in metas)
+    missing = per_seed[per_seed["present"].astype(str) != "True"]
+    lines = [f"# {title}", "",
+             "Reference results of cellbench, published with `python -m cellbench publish`.",
+             "Compare a run of your own with them: `python -m cellbench compare --reference <this folder>`.", "",
+             f"- Runs: {len(metas)} ({', '.join(sorted(per_seed['dataset'].unique()))}; "
+             f"methods {', '.join(sorted(per_seed['method'].unique()))}; "
+             f"seeds {', '.join(str(s) for s in sorted(per_seed['seed'].unique()))})",
+             f"- Missing runs: {len(missing)}" + (": " + ", ".join(
+                 f"{r.dataset}/{r.method}/seed{r.seed}" for r in missing.itertuples()) if len(missing) else ""),
+             f"- Device and torch: {'; '.join(f'{d}, torch {t}' for d, t in sorted(envs))}",
+             f"- Initialisation: {'; '.join(inits)}",
+             f"- Epochs: {', '.join(str(e) for e in epochs)}; training time of all runs together: "
+             f"{wall / 60:.1f} min",
+             f"- cellbench commit(s): {', '.join(sorted(commits))}", ""]
+    lines += [f"{n}" for n in notes] + ([""] if notes else [])
+    lines += ["| path | what it is |", "|---|---|",
+              "| `table*.{csv,md,tex}`, `paired.*`, `model_selection.csv`, `per_seed_metrics.csv` | the tables, as `reports/` holds them |",
+              "| `figures/` | the figures |",
+              "| `runs/<dataset>/<method>/seed<k>/` | per-image predictions, metrics, training logs, metadata (config, versions, device) |",
+              "| `splits/`, `stats/` | the splits drawn for each seed, and the dataset statistics |",
+              "| `MANIFEST.sha256` | SHA-256 of every file here (`sha256sum -c MANIFEST.sha256`) |", ""]
+    return "\n".join(lines)
+
+
+def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str] | None = None,
+            extra: list[Path] | None = None) -> Path:
+    """Copy a finished run's publishable files into ``out`` (replaced whole, never half-written)."""
+    per_seed_csv = reports / "per_seed_metrics.csv"
+    if not per_seed_csv.is_file():
+        raise CellbenchError(f"{per_seed_csv} does not exist: run the workflow (its report rule) first")
+    per_seed = pd.read_csv(per_seed_csv)
+    runs = _runs(results, per_seed)
+    if not runs:
+        raise CellbenchError(f"{per_seed_csv} lists no finished run")
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for path in sorted(reports.iterdir()):
+        if path.is_file() and path.suffix in REPORT_SUFFIXES and path.name != "README.md":
+            _copy(path, staging / path.name)
+    for path in sorted((reports / "figures").glob("*")):
+        _copy(path, staging / "figures" / path.name)
+    metas = []
+    for run in runs:
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                _copy(run / name, staging / "runs" / run.relative_to(results) / name)
+        metas.append(read_json(run / "metadata.json"))
+    for dataset in sorted(per_seed["dataset"].unique()):
+        for split in sorted((results / "splits" / dataset).glob("seed*.json")):
+            _copy(split, staging / "splits" / dataset / split.name)
+        if (results / "stats" / f"{dataset}.json").is_file():
+            _copy(results / "stats" / f"{dataset}.json", staging / "stats" / f"{dataset}.json")
+    for path in extra or []:
+        if not path.is_file():
+            raise CellbenchError(f"{path} (given with --extra) does not exist")
+        _copy(path, staging / path.name)
+    write_text(staging / "README.md", _readme(per_seed, metas, title, notes or []))
+    write_text(staging / "MANIFEST.sha256", _manifest(staging))
+
+    if out.exists():
+        retired = out.with_name(out.name + ".old")
+        shutil.rmtree(retired, ignore_errors=True)
+        out.rename(retired)
+        staging.rename(out)
+        shutil.rmtree(retired)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out)
+    log.info("published %d runs to %s", len(runs), out)
+    return out
+
+
+def compare(reference: Path, reports: Path) -> pd.DataFrame:
+    """Your run's MAE and RMSE beside a reference's, per dataset and method (mean over seeds), and
+    the paired difference on the seeds both have (same seed = same split)."""
+    frames = {}
+    for name, folder in (("reference", reference), ("yours", reports)):
+        path = folder / "per_seed_metrics.csv"
+        if not path.is_file():
+            raise CellbenchError(f"{path} does not exist ({name}); run the report rule, or check the folder")
+        frame = pd.read_csv(path)
+        frames[name] = frame[frame["present"].astype(str) == "True"]
+    merged = frames["reference"].merge(frames["yours"], on=["dataset", "method", "seed"], how="outer",
+                                       suffixes=("_ref", "_yours"))
+    rows = []
+    for (dataset, method), group in merged.groupby(["dataset", "method"], sort=True):
+        paired = group.dropna(subset=["mae_ref", "mae_yours"])
+        row = {"dataset": dataset, "method": method}
+        for who in ("ref", "yours"):
+            for metric in ("mae", "rmse"):
+                values = group[f"{metric}_{who}"].dropna()
+                row[f"{metric}_{who}"] = values.mean() if len(values) else np.nan
+            row[f"seeds_{who}"] = int(group[f"mae_{who}"].notna().sum())
+        row["paired_seeds"] = len(paired)
+        row["mae_diff_paired"] = (paired["mae_yours"] - paired["mae_ref"]).mean() if len(paired) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_markdown(frame: pd.DataFrame, reference: Path) -> str:
+    lines = [f"### Your run against the reference `{reference}`", "",
+             "Means over seeds. \"RMSE\" is what the DCL paper calls MSE. The paired difference uses only the "
+             "seeds both runs have (a seed fixes the split), yours minus the reference; negative means yours "
+             "counts better.", "",
+             "| dataset | method | reference MAE | your MAE | reference RMSE | your RMSE | seeds (ref / yours / both) | paired ΔMAE |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def fmt(x: float, sign: str = "") -> str:
+        return "missing" if pd.isna(x) else f"{x:{sign}.2f}"
+    for r in frame.itertuples():
+        lines.append(f"| {r.dataset} | {r.method} | {fmt(r.mae_ref)} | {fmt(r.mae_yours)} | {fmt(r.rmse_ref)} | "
+                     f"{fmt(r.rmse_yours)} | {r.seeds_ref} / {r.seeds_yours} / {r.paired_seeds} | "
+                     f"{fmt(r.mae_diff_paired, '+')} |")
+    return "\n".join(lines) + "\n"
