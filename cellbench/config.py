@@ -52,12 +52,40 @@ def load_config(*overlays: str | os.PathLike, validated: bool = True) -> dict:
     return config
 
 
+def _schema() -> dict:
+    return load_yaml(project_root() / "config" / "schema.yaml")
+
+
+def coerce_command_line_strings(value: Any, schema: dict | None = None) -> Any:
+    """Snakemake reads ``--config`` lists and mappings with YAML's BaseLoader, so ``seeds=[0,1]``
+    arrives as ``['0', '1']``. Where the schema admits no string, re-read such a string as YAML."""
+    schema = _schema() if schema is None else schema
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: coerce_command_line_strings(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_command_line_strings(v, schema.get("items", {})) for v in value]
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types or []
+    if isinstance(value, str) and types and "string" not in types:
+        for parse in (int, float):  # before YAML, which reads 1e-3 as a string
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # left for the validator to name
+    return value
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
 def validate_schema(config: dict) -> None:
-    schema = load_yaml(project_root() / "config" / "schema.yaml")
+    schema = _schema()
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {_key_path(e)}: {e.message}" for e in errors]

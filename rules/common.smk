@@ -5,12 +5,13 @@ import json
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cellbench.config import selected_methods
+from cellbench.config import coerce_command_line_strings, selected_methods
 from cellbench.config import validate as validate_semantics
 from cellbench.data.registry import available_datasets
 from cellbench.errors import CellbenchError
 from cellbench.methods import discover
 
+config.update(coerce_command_line_strings(config))
 validate(config, "../config/schema.yaml")
 
 try:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cellbench import REPO_ROOT
-from cellbench.config import load_config, validate
+from cellbench.config import coerce_command_line_strings, load_config, validate
 from cellbench.errors import ConfigError
 
 
@@ -46,6 +46,27 @@ def test_bad_values_are_refused_by_key(config, path, value, message):
 def test_the_shipped_configs_are_valid():
     load_config()
     load_config(REPO_ROOT / "config" / "smoke.yaml")
+    load_config(REPO_ROOT / "config" / "reference.yaml")
+
+
+def test_command_line_strings_become_numbers_only_where_the_schema_wants_numbers(config):
+    # what `snakemake --config seeds=[0,1] 'train={epochs: 5, crop_size: null, device: cpu}'` hands over
+    given = {**config, "seeds": ["0", "1"], "datasets": ["VGG"],
+             "train": {**config["train"], "epochs": "5", "crop_size": "null", "device": "cpu", "lr": "1e-3"}}
+    coerced = coerce_command_line_strings(given)
+    assert coerced["seeds"] == [0, 1] and coerced["datasets"] == ["VGG"]
+    assert coerced["train"]["epochs"] == 5 and coerced["train"]["crop_size"] is None
+    assert coerced["train"]["device"] == "cpu" and coerced["train"]["lr"] == pytest.approx(1e-3)
+    validate(coerced)
+    with pytest.raises(ConfigError, match="seeds.0"):
+        validate(coerce_command_line_strings({**config, "seeds": ["one"]}))
+
+
+def test_snakemake_takes_numbers_from_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "seeds=[0,1]",
+                             "datasets=[MBM]"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "results/splits/MBM/seed1.json" in result.stdout
 
 
 def test_snakemake_refuses_a_bad_config_naming_the_key(tmp_path):
