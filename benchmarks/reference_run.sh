@@ -31,7 +31,7 @@ fi
 join() { local IFS=,; echo "$*"; }
 tag="$(join "${datasets[@]}" | tr , -)-seeds$(join "${seeds[@]}" | tr -d ,)"
 figures=()
-for d in "${datasets[@]}"; do figures+=("reports/figures/examples_$d.png"); done
+for d in "${datasets[@]}"; do figures+=("reports/figures/examples_$d.png" "results/stats/$d.json"); done
 
 start=$(date +%s)
 if [ "${CELLBENCH_SPEED:-1}" = 1 ]; then

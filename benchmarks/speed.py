@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -44,7 +45,7 @@ def bare_trunk(device, steps, warmup, amp, channels_last, batch=8, size=256) -> 
     trunk = build_model(get_method("dcl_no_gmp")).trunk.to(device)
     if channels_last:
         trunk = trunk.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(trunk.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(trunk.parameters(), lr=1e-4, fused=device.type == "cuda")  # as the trainer
     x = torch.randn(batch, 3, size, size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -72,6 +73,21 @@ def trainer(device, data: PreparedDataset, epochs: int, amp, channels_last, tmp:
     result = fit(task, data, val, settings, device, tmp / "bench.ckpt", tmp / "bench.csv")
     seconds = [row["seconds"] for row in result["history"][1:-1]]  # drop the warm-up and validated epochs
     return len(data.images) * len(seconds) / sum(seconds)
+
+
+def syncs_per_epoch(device, data: PreparedDataset, amp, channels_last, tmp: Path) -> float | None:
+    """Host-device synchronisations the trainer makes per epoch, counted by CUDA's sync debug mode
+    (expected: a handful at each epoch's end, none inside the steps). None on other devices."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer(device, data, 2, amp, channels_last, tmp)  # 3 epochs: validation runs in one
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) / 3
 
 
 def inference(device, data: PreparedDataset, amp, channels_last) -> dict[str, float]:
@@ -121,11 +137,14 @@ def main() -> int:
     b = trainer(device, data, args.epochs, amp, channels_last, tmp)
     print(f"(b) trainer on dcl_no_gmp:                 {b:.1f} images/s", flush=True)
     print(f"    ratio b / a: {b / a:.3f} (target >= 0.8)", flush=True)
+    syncs = syncs_per_epoch(device, data, amp, channels_last, tmp)
+    if syncs is not None:
+        print(f"    host-device synchronisations per epoch (incl. start-up, validation once): {syncs:.1f}", flush=True)
     inf = inference(device, data, amp, channels_last)
     for name, speed in inf.items():
         print(f"inference {name:12s} {speed:.1f} images/s", flush=True)
     times = run_times(Path(args.results))
-    write_json(args.out, {"bare_trunk_images_per_s": a, "trainer_images_per_s": b, "ratio": b / a,
+    write_json(args.out, {"bare_trunk_images_per_s": a, "trainer_images_per_s": b, "ratio": b / a, "syncs_per_epoch": syncs,
                           "inference_images_per_s": inf, "run_wall_times": times, "amp": amp,
                           "channels_last": channels_last, "command": " ".join(sys.argv),
                           "environment": environment(device)})
