@@ -144,8 +144,8 @@ def main() -> int:
     for name, speed in inf.items():
         print(f"inference {name:12s} {speed:.1f} images/s", flush=True)
     times = run_times(Path(args.results))
-    write_json(args.out, {"bare_trunk_images_per_s": a, "trainer_images_per_s": b, "ratio": b / a, "syncs_per_epoch": syncs,
-                          "inference_images_per_s": inf, "run_wall_times": times, "amp": amp,
+    write_json(args.out, {"bare_trunk_images_per_s": a, "trainer_images_per_s": b, "ratio": b / a,
+                          "syncs_per_epoch": syncs, "inference_images_per_s": inf, "run_wall_times": times, "amp": amp,
                           "channels_last": channels_last, "command": " ".join(sys.argv),
                           "environment": environment(device)})
     return 0

@@ -68,9 +68,6 @@ class EpochPlan:
     batch_size: int
     crop_size: int | None
 
-    def __len__(self) -> int:
-        return -(-self.draws.shape[1] // self.batch_size)
-
     def step(self, i: int) -> torch.Tensor:
         return self.draws[:, i * self.batch_size:(i + 1) * self.batch_size]
 

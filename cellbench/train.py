@@ -1,8 +1,9 @@
 """The one trainer: every method and the localizer stage are fitted here.
 
 Adam, cosine annealing with warm restarts stepped per iteration, flips and 90-degree rotations
-on the device (drawn once per epoch: the steps need no host synchronisation), model selection on the validation MAE, a resumable checkpoint (written
-atomically) at the end of the first epoch ``checkpoint_seconds`` after the last one, a per-epoch CSV log.
+on the device (drawn once per epoch: the steps need no host synchronisation), model selection
+on the validation MAE, a resumable checkpoint (written atomically) at the end of the first epoch
+``checkpoint_seconds`` after the last one, a per-epoch CSV log.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class Task:
 
 def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, val: PreparedDataset) -> str:
     # How often checkpoints are written does not change the run, so it may change on resume.
-    blob = json.dumps({"settings": {k: v for k, v in asdict(settings).items() if k != "checkpoint_seconds"}, "model": type(task.model).__name__, "stride": task.stride,
+    run_settings = {k: v for k, v in asdict(settings).items() if k != "checkpoint_seconds"}
+    blob = json.dumps({"settings": run_settings, "model": type(task.model).__name__, "stride": task.stride,
                        "sigma": task.sigma, "scale": task.density_scale,
                        "train": train.image_ids.tolist(), "val": val.image_ids.tolist()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -91,7 +93,7 @@ def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: Trai
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    # The fused CUDA kernel updates every parameter in one launch (the steps are launch-bound).
+    # The fused CUDA kernel updates every parameter in one launch instead of several per step.
     optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay,
                                  fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)

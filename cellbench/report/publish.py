@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import CellbenchError
 from ..io import read_json, write_text
+from .collect import run_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,13 @@ def _manifest(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _present(per_seed: pd.DataFrame) -> pd.Series:
+    """per_seed_metrics.csv's ``present`` column as booleans (however pandas read it)."""
+    return per_seed["present"].astype(str) == "True"
+
+
 def _runs(results: Path, per_seed: pd.DataFrame) -> list[Path]:
-    present = per_seed[per_seed["present"].astype(str) == "True"]
-    return [results / r.dataset / r.method / f"seed{int(r.seed)}" for r in present.itertuples()]
+    return [run_dir(results, r.dataset, r.method, int(r.seed)) for r in per_seed[_present(per_seed)].itertuples()]
 
 
 def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[str]) -> str:
@@ -51,7 +56,7 @@ def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[s
     inits = sorted({m.get("initialisation", m.get("pretrained", "?")) for m in metas})
     epochs = sorted({m["config"]["train"]["epochs"] for m in metas})
     wall = sum(m.get("wall_seconds", 0.0) for m in metas)
-    missing = per_seed[per_seed["present"].astype(str) != "True"]
+    missing = per_seed[~_present(per_seed)]
     lines = [f"# {title}", "",
              "Reference results of cellbench, published with `python -m cellbench publish`.",
              "Compare a run of your own with them: `python -m cellbench compare --reference <this folder>`.", "",
@@ -133,7 +138,7 @@ def compare(reference: Path, reports: Path) -> pd.DataFrame:
         if not path.is_file():
             raise CellbenchError(f"{path} does not exist ({name}); run the report rule, or check the folder")
         frame = pd.read_csv(path)
-        frames[name] = frame[frame["present"].astype(str) == "True"]
+        frames[name] = frame[_present(frame)]
     merged = frames["reference"].merge(frames["yours"], on=["dataset", "method", "seed"], how="outer",
                                        suffixes=("_ref", "_yours"))
     rows = []
