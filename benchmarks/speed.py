@@ -5,7 +5,7 @@
 Measures, in one run:
   (a) the bare VGG-19 trunk (DCL's counter without GMP and head): forward, backward and an Adam
       step at batch 8, 256x256, on tensors already on the device: the floor for the DCL counter;
-  (b) the trainer (cellbench.train.fit) on dcl_no_gmp, which is that trunk plus a 1x1 head, with
+  (b) the trainer (cellbench.training.trainer.fit) on dcl_no_gmp, which is that trunk plus a 1x1 head, with
       real VGG patches, on-device augmentation and the same precision settings;
   and prints b / a. Then images per second at inference for every method, and, when a results
   folder is given, the wall time of every finished run (from the runs' metadata.json).
@@ -28,11 +28,11 @@ from cellbench.data.prepare import PreparedDataset
 from cellbench.device import resolve_device, seed_everything
 from cellbench.inference import autocast, patch_counts
 from cellbench.io import write_json
-from cellbench.losses import count_l1
+from cellbench.training.losses import count_l1
 from cellbench.methods import build_model, discover, get_method
 from cellbench.provenance import environment
-from cellbench.tensors import images_tensor
-from cellbench.train import Task, TrainSettings, fit
+from cellbench.inputs import images_tensor
+from cellbench.training.trainer import Task, TrainSettings, fit
 
 
 def sync(device: torch.device) -> None:
@@ -71,7 +71,7 @@ def trainer(device, data: PreparedDataset, epochs: int, amp, channels_last, tmp:
     task = Task(model=build_model(get_method("dcl_no_gmp")), loss=count_l1, stride=8)
     val = data.subset(data.image_ids[:1].tolist())
     result = fit(task, data, val, settings, device, tmp / "bench.ckpt", tmp / "bench.csv")
-    seconds = [row["seconds"] for row in result["history"][1:-1]]  # drop the warm-up and validated epochs
+    seconds = [row["seconds"] for row in result.history[1:-1]]  # drop the warm-up and validated epochs
     return len(data.images) * len(seconds) / sum(seconds)
 
 

@@ -9,7 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def project_root() -> Path:
-    """The workflow folder in use: the current directory when it holds a Snakefile
+    """The workflow folder in use: the current directory when it holds workflow/Snakefile
     (Snakemake runs jobs there, and tests run copies of the repository), else the repository."""
     cwd = Path.cwd()
-    return cwd if (cwd / "Snakefile").is_file() else REPO_ROOT
+    return cwd if (cwd / "workflow" / "Snakefile").is_file() else REPO_ROOT

@@ -12,15 +12,16 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import deep_merge, load_config, validate
 from .errors import CellbenchError
 
 
 def _config(args: argparse.Namespace) -> dict:
-    config = load_config(*args.configfile, validated=not args.config_json)
+    from .config import load_config, validate
+    from .schemas import deep_merge
+
+    config = load_config(*args.configfile)
     if args.config_json:  # the workflow passes only the sections a stage depends on
-        config = deep_merge(config, json.loads(args.config_json))
-        validate(config)
+        config = validate(deep_merge(config, json.loads(args.config_json)))
     return config
 
 
@@ -42,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     stage("prepare", "convert raw images and dots to 256x256 patches", "dataset", "verified", "out")
     stage("split", "draw the train/test/val split for a seed", "dataset", "seed", "prepared", "out")
     stage("stats", "dataset statistics (images, sizes, cells)", "dataset", "prepared", "out")
-    for name in ("train", "localizer", "evaluate"):
-        stage(name, f"{name} one method on one dataset and seed",
-              "dataset", "method", "seed", "prepared", "split", "run-dir")
-    report = sub.add_parser("report", help="tables and the summary figure from the runs' outputs")
-    report.add_argument("--results", default="results")
-    report.add_argument("--out", default="reports")
+    for name, what in (("train", "train one method's counter on one dataset and seed"),
+                       ("localizer", "train the localizer of a method that declares one (its counter frozen)"),
+                       ("evaluate", "count the test images with a trained run; predictions.csv, metrics.json")):
+        stage(name, what, "dataset", "method", "seed", "prepared", "split", "run-dir")
+    tables = sub.add_parser("tables", help="tables and the summary figure from the runs' outputs")
+    tables.add_argument("--results", default="results")
+    tables.add_argument("--out", default="reports")
     figures = stage("figures", "per-dataset figures (scatter, learning curves, example maps)",
                     "dataset", "prepared", "split")
     figures.add_argument("--results", default="results")
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--out", default=None, help="write <out>.csv and <out>.md (default: print)")
     sub.add_parser("methods", help="list the methods found under methods/")
     sub.add_parser("validate", help="check the configuration")
+    docs = sub.add_parser("docs", help="write the key tables of the READMEs from workflow/schemas")
+    docs.add_argument("--check", action="store_true", help="only report READMEs that are out of date (exit 1)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -77,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import pipeline
-
+    if args.stage == "docs":
+        from .docs import update_docs
+        stale = update_docs(check=args.check)
+        for path in stale:
+            print(f"{path}: {'out of date' if args.check else 'updated'}")
+        return 1 if args.check and stale else 0
     if args.stage == "methods":
         from .methods import discover
         for name, spec in discover().items():
@@ -89,24 +97,27 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.stage == "validate":
         print("configuration is valid")
-    elif args.stage == "fetch":
-        pipeline.fetch_stage(config, args.dataset, Path(args.out))
-    elif args.stage == "prepare":
-        pipeline.prepare_stage(args.dataset, Path(args.verified), Path(args.out))
-    elif args.stage == "split":
-        pipeline.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
-    elif args.stage == "stats":
-        pipeline.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
+    elif args.stage in ("fetch", "prepare", "split", "stats"):
+        from .stages import data
+        if args.stage == "fetch":
+            data.fetch_stage(config, args.dataset, Path(args.out))
+        elif args.stage == "prepare":
+            data.prepare_stage(args.dataset, Path(args.verified), Path(args.out))
+        elif args.stage == "split":
+            data.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
+        else:
+            data.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
     elif args.stage in ("train", "localizer", "evaluate"):
-        fn = {"train": pipeline.train_stage, "localizer": pipeline.localizer_stage,
-              "evaluate": pipeline.evaluate_stage}[args.stage]
+        from .stages.evaluate import evaluate_stage
+        from .stages.train import localizer_stage, train_stage
+        fn = {"train": train_stage, "localizer": localizer_stage, "evaluate": evaluate_stage}[args.stage]
         fn(config, args.dataset, args.method, args.seed, Path(args.prepared), Path(args.split),
            Path(args.run_dir), threads=args.threads)
-    elif args.stage == "report":
-        from .report.build import build_reports
+    elif args.stage == "tables":
+        from .reporting.build import build_reports
         build_reports(config, Path(args.results), Path(args.out))
     elif args.stage == "figures":
-        from .report.build import build_dataset_figures
+        from .reporting.build import build_dataset_figures
         build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),
                               Path(args.split))
     return 0
@@ -114,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _reference(args: argparse.Namespace) -> int:
     from .io import write_text
-    from .report.publish import compare, compare_markdown, publish
+    from .reporting.publish import compare, compare_markdown, publish
 
     if args.stage == "publish":
         publish(Path(args.results), Path(args.reports), Path(args.out), args.title, args.note,

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tensors import normalise
+from .data.prepare import PreparedDataset
+from .inputs import images_tensor, normalise
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -42,3 +43,12 @@ def patch_counts(model: nn.Module, images: torch.Tensor, device: torch.device, c
 def image_counts(per_patch: np.ndarray, patch_image: np.ndarray, n_images: int) -> np.ndarray:
     """Sum patch counts into their images (DCC tiles, MBM quarters)."""
     return np.bincount(patch_image, weights=per_patch, minlength=n_images)
+
+
+def count_images(model: nn.Module, data: PreparedDataset, device: torch.device, count_scale: float = 1.0,
+                 images: torch.Tensor | None = None, **kwargs) -> np.ndarray:
+    """The predicted count of every image of ``data`` (its patches' counts summed);
+    ``images`` = ``images_tensor(data)`` when the caller already holds it."""
+    images = images_tensor(data) if images is None else images
+    return image_counts(patch_counts(model, images, device, count_scale, **kwargs), data.patch_image,
+                        len(data.image_ids))

@@ -14,8 +14,8 @@ import pytest
 
 from cellbench.config import load_config
 from cellbench.errors import CellbenchError
-from cellbench.report.build import build_reports
-from cellbench.report.publish import compare, compare_markdown, publish
+from cellbench.reporting.build import build_reports
+from cellbench.reporting.publish import compare, compare_markdown, publish
 
 METHODS = ["dcl", "dcl_no_gmp", "csrnet"]
 

@@ -10,10 +10,10 @@ import torch
 
 from cellbench.device import seed_everything
 from cellbench.errors import TrainingError
-from cellbench.losses import count_l1, density_mse
+from cellbench.training.losses import count_l1, density_mse
 from cellbench.methods import build_model, get_method
-from cellbench.tensors import DeviceDataset, augment, make_batch, plan_epoch
-from cellbench.train import Task, TrainSettings, fit
+from cellbench.training.batches import DeviceDataset, augment, make_batch, plan_epoch
+from cellbench.training.trainer import Task, TrainSettings, fit
 
 CPU = torch.device("cpu")
 
@@ -112,12 +112,12 @@ def test_resumed_run_equals_uninterrupted_run(vgg_small, tmp_path):
     task.loss = interrupting_loss
     with pytest.raises(KeyboardInterrupt):
         fit(task, train, val, settings(), CPU, tmp_path / "b.ckpt", tmp_path / "b.csv")
-    assert torch.load(tmp_path / "b.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "b.ckpt", weights_only=True)["epoch"] == 2
     resumed = fit(_mcnn_task(seed=123), train, val, settings(), CPU, tmp_path / "b.ckpt", tmp_path / "b.csv")
 
-    assert [r["val_mae"] for r in resumed["history"]] == [r["val_mae"] for r in reference["history"]]
-    for key, value in reference["last_state_dict"].items():
-        assert torch.equal(value, resumed["last_state_dict"][key]), key
+    assert [r["val_mae"] for r in resumed.history] == [r["val_mae"] for r in reference.history]
+    for key, value in reference.last_state_dict.items():
+        assert torch.equal(value, resumed.last_state_dict[key]), key
     assert (tmp_path / "a.csv").read_text().count("\n") == (tmp_path / "b.csv").read_text().count("\n") == 4
 
 
@@ -134,12 +134,12 @@ def test_nan_loss_stops_naming_epoch_and_step(vgg_small, tmp_path):
     task.loss = poisoned
     with pytest.raises(TrainingError, match=r"loss became NaN or infinite at epoch 2, step 2 of 2"):
         fit(task, train, val, settings(), CPU, tmp_path / "c.ckpt", tmp_path / "c.csv")
-    assert torch.load(tmp_path / "c.ckpt", weights_only=False)["epoch"] == 1  # the last good checkpoint
+    assert torch.load(tmp_path / "c.ckpt", weights_only=True)["epoch"] == 1  # the last good checkpoint
 
 
 def test_same_seed_gives_identical_training_on_cpu(vgg_small, tmp_path):
     train, val = vgg_small
     first = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "x.ckpt", tmp_path / "x.csv")
     second = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "y.ckpt", tmp_path / "y.csv")
-    assert [r["val_mae"] for r in first["history"]] == [r["val_mae"] for r in second["history"]]
-    assert all(torch.equal(v, second["state_dict"][k]) for k, v in first["state_dict"].items())
+    assert [r["val_mae"] for r in first.history] == [r["val_mae"] for r in second.history]
+    assert all(torch.equal(v, second.state_dict[k]) for k, v in first.state_dict.items())

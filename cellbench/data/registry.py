@@ -1,13 +1,19 @@
-"""Dataset definitions: one folder per dataset under ``datasets/`` (``dataset.yaml`` + ``SHA256SUMS``)."""
+"""Dataset definitions: one folder per dataset under ``datasets/`` (``dataset.yaml`` + ``SHA256SUMS``).
+
+The keys of ``dataset.yaml`` are described in ``workflow/schemas/dataset.schema.yaml``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import project_root
-from ..config import load_yaml
 from ..errors import ConfigError
+from ..plugins import is_reference, load_callable
+from ..schemas import load_yaml
+from ..schemas import validate as validate_schema
+from .readers import RawSample, get_reader
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,10 @@ class DatasetSpec:
     type: str = "real"
     citation: str = ""
     manual_download: str | None = None
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def definition(self) -> Path:
+        return self.definition_dir / "dataset.yaml"
 
     @property
     def manifest_path(self) -> Path:
@@ -43,6 +52,14 @@ class DatasetSpec:
             entries[rel] = digest
         return entries
 
+    def read_samples(self, root: Path) -> list[RawSample]:
+        """The dataset's images and dot files under the raw ``root``, by its reader."""
+        if is_reference(self.reader):
+            reader = load_callable(self.definition_dir, self.reader, self.definition)
+        else:
+            reader = get_reader(self.reader)
+        return reader(root / self.folder)
+
 
 def datasets_dir() -> Path:
     return project_root() / "datasets"
@@ -56,16 +73,11 @@ def load_dataset(name: str) -> DatasetSpec:
     path = datasets_dir() / name / "dataset.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available_datasets())}")
-    raw = load_yaml(path)
-    required = ["name", "title", "folder", "reader", "urls", "preprocess", "paper"]
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise ConfigError(f"{path}: missing keys {', '.join(missing)}")
-    known = set(required) | {"type", "citation", "manual_download"}
+    raw = validate_schema(load_yaml(path), "dataset", str(path), "workflow/schemas/dataset.schema.yaml")
+    if raw["name"] != name:
+        raise ConfigError(f"{path}: name {raw['name']!r} differs from its folder's name {name!r}")
     return DatasetSpec(
         name=raw["name"], title=raw["title"], folder=raw["folder"], reader=raw["reader"],
         urls=tuple(raw["urls"]), preprocess=tuple(raw["preprocess"]), paper=raw["paper"],
-        definition_dir=path.parent, type=raw.get("type", "real"), citation=raw.get("citation", ""),
-        manual_download=raw.get("manual_download"),
-        extra={k: v for k, v in raw.items() if k not in known},
-    )
+        definition_dir=path.parent, type=raw["type"], citation=raw["citation"],
+        manual_download=raw["manual_download"])

@@ -17,11 +17,11 @@ import pandas as pd
 
 from ..errors import CellbenchError
 from ..io import read_json, write_text
-from .collect import run_dir
+from ..runs import COUNTER_LOG, LOCALIZER_LOG, METADATA, METRICS, PREDICTIONS, run_dir
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("predictions.csv", "metrics.json", "metadata.json", "counter_log.csv", "localizer_log.csv")
+RUN_FILES = (PREDICTIONS, METRICS, METADATA, COUNTER_LOG, LOCALIZER_LOG)
 REPORT_SUFFIXES = (".csv", ".md", ".tex")
 MAX_FILE_BYTES = 5_000_000  # a reference lives in git: anything larger is a mistake (a checkpoint, say)
 
@@ -103,7 +103,7 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
         for name in RUN_FILES:
             if (run / name).is_file():
                 _copy(run / name, staging / "runs" / run.relative_to(results) / name)
-        metas.append(read_json(run / "metadata.json"))
+        metas.append(read_json(run / METADATA))
     for dataset in sorted(per_seed["dataset"].unique()):
         for split in sorted((results / "splits" / dataset).glob("seed*.json")):
             _copy(split, staging / "splits" / dataset / split.name)

@@ -89,45 +89,57 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
     return frame, Grid("Table 2: counting error per dataset", columns, rows, bold, notes)
 
 
-def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], full: str = "dcl",
-           ablated: str = "dcl_no_gmp") -> tuple[pd.DataFrame, Grid]:
-    """With and without GMP, and the improvement in % ((without - with) / without)."""
+def _seed_summary(summary: pd.DataFrame, dataset: str, method: str, metric: str) -> tuple[float, float, int]:
+    """(mean, std, seeds) of ``metric``; seeds 0 when the method has no run on ``dataset``."""
+    row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+    if not len(row) or row["n_seeds"].iloc[0] == 0:
+        return float("nan"), float("nan"), 0
+    return _num(row[f"{metric}_mean"].iloc[0]), _num(row[f"{metric}_std"].iloc[0]), int(row["n_seeds"].iloc[0])
+
+
+def _paper_value(paper: pd.DataFrame, name: str | None, dataset: str, metric: str) -> float:
+    ref = paper[(paper["method"] == name) & (paper["dataset"] == dataset)][metric]
+    return float(ref.iloc[0]) if name and len(ref) else float("nan")
+
+
+def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pairs: list[tuple[str, str]],
+           paper_names: dict[str, str | None]) -> tuple[pd.DataFrame, Grid]:
+    """Each ablation beside its full method, and the improvement in % ((ablated - full) / ablated).
+
+    ``pairs`` holds (full, ablated) method names, from the methods' ``ablation_of``."""
     p3 = paper[paper["table"] == 3]
-    tidy = []
+    tidy, table_rows, bold = [], [], set()
     columns = ["model"] + [f"{d} {METRIC_LABELS[m]}" for d in datasets for m in METRIC_LABELS]
-    rows = {k: [k] for k in ("w/o GMP (ours)", "full model (ours)", "improvement (ours)",
-                             "w/o GMP (paper)", "full model (paper)", "improvement (paper)")}
-    bold = set()
-    for dataset in datasets:
-        for metric in METRIC_LABELS:
-            def value(method):
-                row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
-                if not len(row) or row["n_seeds"].iloc[0] == 0:
-                    return float("nan"), float("nan"), 0
-                return _num(row[f"{metric}_mean"].iloc[0]), _num(row[f"{metric}_std"].iloc[0]), int(row["n_seeds"].iloc[0])
-            without, with_ = value(ablated), value(full)
-            improvement = 100 * (without[0] - with_[0]) / without[0] if without[2] and with_[2] else float("nan")
-            paper_without = p3[(p3["method"] == "w/o GMP") & (p3["dataset"] == dataset)][metric]
-            paper_with = p3[(p3["method"] == "DCL (Ours)") & (p3["dataset"] == dataset)][metric]
-            pw = float(paper_without.iloc[0]) if len(paper_without) else float("nan")
-            pf = float(paper_with.iloc[0]) if len(paper_with) else float("nan")
-            paper_improvement = 100 * (pw - pf) / pw if pw == pw and pf == pf else float("nan")
-            tidy.append({"dataset": dataset, "metric": METRIC_LABELS[metric],
-                         "without_gmp_mean": without[0], "without_gmp_std": without[1], "without_gmp_seeds": without[2],
-                         "with_gmp_mean": with_[0], "with_gmp_std": with_[1], "with_gmp_seeds": with_[2],
-                         "improvement_pct": improvement, "paper_without_gmp": pw, "paper_with_gmp": pf,
-                         "paper_improvement_pct": paper_improvement})
-            rows["w/o GMP (ours)"].append(_fmt(*without) if without[2] else MISSING)
-            rows["full model (ours)"].append(_fmt(*with_) if with_[2] else MISSING)
-            rows["improvement (ours)"].append(f"{improvement:.1f}%" if improvement == improvement else MISSING)
-            rows["w/o GMP (paper)"].append(_fmt(pw, digits=1))
-            rows["full model (paper)"].append(_fmt(pf, digits=1))
-            rows["improvement (paper)"].append(f"{paper_improvement:.1f}%")
-            if without[2] and with_[2]:
-                bold.add((0 if without[0] < with_[0] else 1, len(rows["w/o GMP (ours)"]) - 1))
-    notes = ["Improvement = (without GMP - with GMP) / without GMP. Bold: the better of our two rows.",
+    for full, ablated in pairs:
+        names = {k: paper_names.get(k) for k in (full, ablated)}
+        rows = {k: [k] for k in (f"{ablated} (ours)", f"{full} (ours)", "improvement (ours)",
+                                 f"{ablated} (paper: {names[ablated] or '-'})", f"{full} (paper: {names[full] or '-'})",
+                                 "improvement (paper)")}
+        first = len(table_rows)
+        for dataset in datasets:
+            for metric in METRIC_LABELS:
+                without, with_ = (_seed_summary(summary, dataset, m, metric) for m in (ablated, full))
+                improvement = 100 * (without[0] - with_[0]) / without[0] if without[2] and with_[2] else float("nan")
+                pw, pf = (_paper_value(p3, names[m], dataset, metric) for m in (ablated, full))
+                paper_improvement = 100 * (pw - pf) / pw if pw == pw and pf == pf else float("nan")
+                tidy.append({"full": full, "ablated": ablated, "dataset": dataset, "metric": METRIC_LABELS[metric],
+                             "ablated_mean": without[0], "ablated_std": without[1], "ablated_seeds": without[2],
+                             "full_mean": with_[0], "full_std": with_[1], "full_seeds": with_[2],
+                             "improvement_pct": improvement, "paper_ablated": pw, "paper_full": pf,
+                             "paper_improvement_pct": paper_improvement})
+                values = list(rows.values())
+                values[0].append(_fmt(*without) if without[2] else MISSING)
+                values[1].append(_fmt(*with_) if with_[2] else MISSING)
+                values[2].append(f"{improvement:.1f}%" if improvement == improvement else MISSING)
+                values[3].append(_fmt(pw, digits=1))
+                values[4].append(_fmt(pf, digits=1))
+                values[5].append(f"{paper_improvement:.1f}%" if paper_improvement == paper_improvement else "-")
+                if without[2] and with_[2]:
+                    bold.add((first + (0 if without[0] < with_[0] else 1), len(values[0]) - 1))
+        table_rows += list(rows.values())
+    notes = ["Improvement = (ablated - full) / ablated. Bold: the better of our two rows.",
              "MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error."]
-    return pd.DataFrame(tidy), Grid("Table 3: global message passing (GMP) ablation", columns, list(rows.values()),
+    return pd.DataFrame(tidy), Grid("Table 3: ablations (DCL's global message passing, GMP)", columns, table_rows,
                                     bold, notes)
 
 

@@ -1,14 +1,14 @@
-# Report: per-dataset figures, then the tables, the summary figure and reports/README.md.
+# Tables: per-dataset figures, then the tables, the summary figure and reports/README.md.
 # Everything is computed from the runs' outputs (predictions.csv, logs, saved models).
 
 # Both read small files and draw: they run where the workflow is started, also on a cluster.
-localrules: figures, report
+localrules: figures, tables
 
 
 rule figures:
     input:
-        prepared="results/prepared/{dataset}/patches.npz",
-        split=f"results/splits/{{dataset}}/seed{SEEDS[0]}.json",
+        prepared=PREPARED,
+        split=SPLIT.replace("{seed}", str(SEEDS[0])),
         predictions=lambda w: run_outputs("predictions.csv", [w.dataset]),
     output:
         scatter=figure("pred_vs_true", "scatter"),
@@ -18,7 +18,7 @@ rule figures:
     params:
         config=lambda w: config_json("datasets", "methods", "seeds", "targets", "report"),
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/figures/{dataset}.log",
     shell:
@@ -26,7 +26,7 @@ rule figures:
         "--prepared {input.prepared} --split {input.split} --results results --out reports 2>&1 | tee {log}"
 
 
-rule report:
+rule tables:
     input:
         predictions=run_outputs("predictions.csv"),
         stats=expand("results/stats/{dataset}.json", dataset=DATASETS),
@@ -49,8 +49,8 @@ rule report:
     params:
         config=lambda w: config_json("datasets", "methods", "seeds", "train", "report"),
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
-        "results/logs/report.log",
+        "results/logs/tables.log",
     shell:
-        "python -m cellbench --config-json {params.config:q} report --results results --out reports 2>&1 | tee {log}"
+        "python -m cellbench --config-json {params.config:q} tables --results results --out reports 2>&1 | tee {log}"

@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from ..data.prepare import PreparedDataset
+from ..inputs import normalise
 from ..io import read_json
-from ..localizer import CounterConditionedLocalizer
-from ..methods import build_localizer, get_method
-from ..pipeline import counter_model, read_counter
-from ..tensors import normalise
+from ..methods import get_method
+from ..runs import COUNTER, LOCALIZER, SavedCounter, SavedLocalizer, run_dir
 from .plots import plt, save
 
 
@@ -26,16 +25,14 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
     panels = []  # (title, function patch -> (map, count))
     density_scale = config["targets"][dataset]["density_scale"]
     for method in methods:
-        run = results / dataset / method / f"seed{seed}"
-        if not (run / "counter.pt").is_file():
+        run = run_dir(results, dataset, method, seed)
+        if not (run / COUNTER).is_file():
             continue
-        spec, saved = get_method(method), read_counter(run)
-        model, scale = counter_model(spec, saved).eval(), saved["count_scale"]
-        panels.append((f"{method} counter", model, scale))
-        if spec.localizer and (run / "localizer.pt").is_file():
-            localizer = build_localizer(spec)
-            localizer.load_state_dict(torch.load(run / "localizer.pt", map_location="cpu", weights_only=False)["best"])
-            wrapped = CounterConditionedLocalizer(model, localizer, spec.stride, density_scale).eval()
+        spec, saved = get_method(method), SavedCounter.read(run)
+        model = saved.model(spec).eval()
+        panels.append((f"{method} counter", model, saved.count_scale))
+        if spec.localizer and (run / LOCALIZER).is_file():
+            wrapped = SavedLocalizer.read(run).model(spec, model, density_scale).eval()
             panels.append((f"{method} localizer", wrapped, density_scale))
     cols = 2 + len(panels)
     fig, axes = plt.subplots(len(first_patch), cols, figsize=(1.9 * cols, 2.0 * len(first_patch)), squeeze=False)

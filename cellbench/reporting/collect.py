@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..io import read_json
 from ..metrics import count_metrics
+from ..runs import METRICS, PREDICTIONS, run_dir
 
 PAPER_CSV = Path(__file__).with_name("paper_dcl_miccai2024.csv")
 
@@ -17,17 +18,13 @@ def paper_numbers() -> pd.DataFrame:
     return pd.read_csv(PAPER_CSV)
 
 
-def run_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
-    return results / dataset / method / f"seed{seed}"
-
-
 def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
     """One row per (dataset, method, seed), computed from predictions.csv; a missing run has NaN."""
     rows = []
     for dataset in datasets:
         for method in methods:
             for seed in seeds:
-                path = run_dir(results, dataset, method, seed) / "predictions.csv"
+                path = run_dir(results, dataset, method, seed) / PREDICTIONS
                 row = {"dataset": dataset, "method": method, "seed": seed, "mae": np.nan, "rmse": np.nan,
                        "mse": np.nan, "n_images": 0, "present": path.is_file()}
                 if path.is_file():
@@ -35,7 +32,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                     row.update(count_metrics(frame["true_count"], frame["pred_count"]))
                     if "localizer_count" in frame:
                         row["localizer_mae"] = count_metrics(frame["true_count"], frame["localizer_count"])["mae"]
-                    metrics_path = path.with_name("metrics.json")
+                    metrics_path = path.with_name(METRICS)
                     if metrics_path.is_file():
                         metrics = read_json(metrics_path)
                         row["best_val_mae"] = metrics.get("best_val_mae")
@@ -62,8 +59,8 @@ def paired_differences(results: Path, dataset: str, method_a: str, method_b: str
     """MAE of A minus MAE of B on the same seeds (same splits); None when no seed has both."""
     per_seed, per_image = [], []
     for seed in seeds:
-        pa = run_dir(results, dataset, method_a, seed) / "predictions.csv"
-        pb = run_dir(results, dataset, method_b, seed) / "predictions.csv"
+        pa = run_dir(results, dataset, method_a, seed) / PREDICTIONS
+        pb = run_dir(results, dataset, method_b, seed) / PREDICTIONS
         if not (pa.is_file() and pb.is_file()):
             continue
         fa, fb = pd.read_csv(pa, dtype={"image_id": str}), pd.read_csv(pb, dtype={"image_id": str})

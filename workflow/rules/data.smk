@@ -11,7 +11,7 @@ rule fetch:
     params:
         config=lambda w: config_json("data"),
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/fetch/{dataset}.log",
     shell:
@@ -28,7 +28,7 @@ rule prepare:
         mem_mb=8000,
         runtime=30,
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/prepare/{dataset}.log",
     shell:
@@ -43,7 +43,7 @@ rule split:
     params:
         config=lambda w: config_json("split"),
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/split/{dataset}_seed{seed}.log",
     shell:
@@ -57,7 +57,7 @@ rule stats:
     output:
         "results/stats/{dataset}.json",
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/stats/{dataset}.log",
     shell:

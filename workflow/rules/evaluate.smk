@@ -5,8 +5,8 @@ rule evaluate:
     input:
         unpack(evaluation_inputs),
     output:
-        predictions="results/{dataset}/{method}/seed{seed}/predictions.csv",
-        metrics="results/{dataset}/{method}/seed{seed}/metrics.json",
+        predictions=run_path("predictions.csv"),
+        metrics=run_path("metrics.json"),
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),
@@ -16,10 +16,8 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     conda:
-        "../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/evaluate/{dataset}_{method}_seed{seed}.log",
     shell:
-        "python -m cellbench --config-json {params.config:q} evaluate --dataset {wildcards.dataset} "
-        "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} --split {input.split} "
-        "--run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}"
+        run_stage("evaluate")

@@ -1,0 +1,72 @@
+"""Building a method's networks and loss from its ``MethodSpec``, with the contract checked.
+
+The contract a model must meet is written in methods/README.md: a wrong output shape is refused
+here, naming the method's ``method.yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import MethodError
+from ..plugins import is_reference, load_callable
+from ..training.losses import LOSSES
+from .registry import MethodSpec
+
+
+def _construct(factory: Callable, options: dict, pretrained: str, where: str) -> nn.Module:
+    kwargs = copy.deepcopy(options)
+    if "pretrained" in inspect.signature(factory).parameters:
+        kwargs["pretrained"] = pretrained
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:
+        raise MethodError(f"{where}: cannot build the model with options {options}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise MethodError(f"{where}: the model factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def check_output(model: nn.Module, stride: int, where: str, in_channels: int = 3, size: int = 64) -> None:
+    """Run a tiny input through the model; refuse an output that breaks the contract."""
+    expected = (1, 1, size // stride, size // stride)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, in_channels, size, size))
+    model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise MethodError(f"{where}: for a {size}x{size} input the model must return shape {expected} "
+                          f"(one channel at stride {stride}), got {got}")
+
+
+def build_model(spec: MethodSpec, pretrained: str = "none") -> nn.Module:
+    factory = load_callable(spec.directory, spec.model, spec.definition, MethodError)
+    model = _construct(factory, spec.options, pretrained, str(spec.definition))
+    check_output(model, spec.stride, f"{spec.definition} ({spec.model})")
+    return model
+
+
+def build_localizer(spec: MethodSpec) -> nn.Module:
+    """The localizer network alone; it takes the image and the counter map (4 channels) at stride 1."""
+    if not spec.localizer:
+        raise MethodError(f"{spec.definition}: method {spec.name} declares no localizer")
+    factory = load_callable(spec.directory, spec.localizer["model"], spec.definition, MethodError)
+    model = _construct(factory, spec.localizer.get("options") or {}, "none", f"{spec.definition} localizer")
+    check_output(model, 1, f"{spec.definition} localizer ({spec.localizer['model']})", in_channels=4)
+    return model
+
+
+def resolve_loss(spec: MethodSpec) -> Callable:
+    if is_reference(spec.loss):
+        return load_callable(spec.directory, spec.loss, spec.definition, MethodError)
+    if spec.loss not in LOSSES:
+        raise MethodError(f"{spec.definition}: unknown loss {spec.loss!r}; built in: {', '.join(sorted(LOSSES))}, "
+                          f"or give file.py:function")
+    return LOSSES[spec.loss]

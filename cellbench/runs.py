@@ -1,0 +1,97 @@
+"""A run's folder, ``results/<dataset>/<method>/seed<k>/``: its layout, and saving and loading
+what the stages write there.
+
+The workflow's rules, the stages and the report all find a run's files through this module.
+Weights are loaded with ``torch.load(..., weights_only=True)``: a results folder received from
+someone else cannot run code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CellbenchError
+from .io import atomic_path
+from .localizer import CounterConditionedLocalizer
+from .methods import MethodSpec, build_localizer, build_model
+
+COUNTER = "counter.pt"
+COUNTER_LOG = "counter_log.csv"
+COUNTER_CHECKPOINT = "counter.ckpt"
+METADATA = "metadata.json"
+LOCALIZER = "localizer.pt"
+LOCALIZER_LOG = "localizer_log.csv"
+LOCALIZER_CHECKPOINT = "localizer.ckpt"
+PREDICTIONS = "predictions.csv"
+METRICS = "metrics.json"
+
+RESULTS = "results"
+#: A run's folder as a Snakemake pattern.
+RUN_PATTERN = RESULTS + "/{dataset}/{method}/seed{seed}"
+
+
+def run_dir(results: Path, dataset: str, method: str, seed: int | str) -> Path:
+    return Path(results) / dataset / method / f"seed{seed}"
+
+
+def run_path(name: str, dataset: str = "{dataset}", method: str = "{method}", seed: int | str = "{seed}") -> str:
+    """``results/<dataset>/<method>/seed<k>/<name>``, with wildcards where not given (for rules)."""
+    return f"{RESULTS}/{dataset}/{method}/seed{seed}/{name}"
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise CellbenchError(f"{path} not found: train this run first")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@dataclass
+class SavedCounter:
+    """A trained counter: best (selected on validation) and last epoch's weights."""
+    method: str
+    best: dict
+    last: dict
+    best_epoch: int
+    best_val_mae: float
+    count_scale: float   # count = sum(output map) / count_scale
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / COUNTER) as tmp:
+            torch.save(asdict(self), tmp)
+
+    @classmethod
+    def read(cls, directory: Path) -> "SavedCounter":
+        return cls(**_load(directory / COUNTER))
+
+    def model(self, spec: MethodSpec, which: str = "best") -> torch.nn.Module:
+        model = build_model(spec, "none")
+        model.load_state_dict(self.best if which == "best" else self.last)
+        return model
+
+
+@dataclass
+class SavedLocalizer:
+    """A trained localizer (the counter it was trained with is the run's saved counter)."""
+    method: str
+    best: dict
+    best_epoch: int
+    best_val_mae: float
+    count_scale: float
+    wall_seconds: float
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / LOCALIZER) as tmp:
+            torch.save(asdict(self), tmp)
+
+    @classmethod
+    def read(cls, directory: Path) -> "SavedLocalizer":
+        return cls(**_load(directory / LOCALIZER))
+
+    def model(self, spec: MethodSpec, counter: torch.nn.Module, density_scale: float) -> CounterConditionedLocalizer:
+        """The localizer on top of ``counter``: image -> full-resolution map."""
+        localizer = build_localizer(spec)
+        localizer.load_state_dict(self.best)
+        return CounterConditionedLocalizer(counter, localizer, spec.stride, density_scale)

@@ -1,0 +1,73 @@
+"""Training stages: a method's counter, then (for methods that declare one) its localizer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .. import runs
+from ..io import write_json
+from ..localizer import CounterConditionedLocalizer
+from ..methods import build_localizer, build_model, describe, get_method, resolve_loss
+from ..provenance import environment
+from ..training.losses import LOSSES
+from ..training.trainer import Task, fit
+from .common import load_split, setup, train_settings
+
+log = logging.getLogger(__name__)
+
+
+def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
+                run_dir: Path, threads: int | None = None) -> None:
+    """Fit a method's model; writes the counter, its log and metadata.json in ``run_dir``."""
+    tic = time.time()
+    device = setup(config, seed, threads)
+    spec = get_method(method)
+    limits = config["train"]["max_images"]
+    train = load_split(prepared, split_file, "train", limits["train"])
+    val = load_split(prepared, split_file, "val", limits["val"])
+    model = build_model(spec, config["train"]["pretrained"])
+    target = config["targets"][dataset]
+    density = spec.target == "density"
+    task = Task(model=model, loss=resolve_loss(spec), stride=spec.stride,
+                count_scale=target["density_scale"] if density else 1.0,
+                sigma=target["sigma"] if density else None, density_scale=target["density_scale"] if density else 1.0)
+    log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
+             len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
+    result = fit(task, train, val, train_settings(config, seed), device, run_dir / runs.COUNTER_CHECKPOINT,
+                 run_dir / runs.COUNTER_LOG)
+    runs.SavedCounter(method=method, best=result.state_dict, last=result.last_state_dict,
+                      best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
+                      count_scale=task.count_scale).save(run_dir)
+    write_json(run_dir / runs.METADATA, {
+        "dataset": dataset, "method": describe(spec), "seed": seed, "config": config,
+        "initialisation": getattr(model, "init_description", "not reported by the model"),
+        "pretrained": config["train"]["pretrained"], "train_images": len(train.image_ids),
+        "val_images": len(val.image_ids), "best_epoch": result.best_epoch,
+        "best_val_mae": result.best_val_mae, "wall_seconds": time.time() - tic,
+        "environment": environment(device)})
+    (run_dir / runs.COUNTER_CHECKPOINT).unlink(missing_ok=True)
+
+
+def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
+                    run_dir: Path, threads: int | None = None) -> None:
+    """Fit the localizer with the counter frozen; writes the localizer and its log in ``run_dir``."""
+    tic = time.time()
+    device = setup(config, seed, threads)
+    spec = get_method(method)
+    counter = runs.SavedCounter.read(run_dir).model(spec)
+    target = config["targets"][dataset]
+    model = CounterConditionedLocalizer(counter, build_localizer(spec), spec.stride, target["density_scale"])
+    limits = config["train"]["max_images"]
+    train = load_split(prepared, split_file, "train", limits["train"])
+    val = load_split(prepared, split_file, "val", limits["val"])
+    task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],
+                sigma=target["sigma"], density_scale=target["density_scale"])
+    result = fit(task, train, val, train_settings(config, seed, "localizer"), device,
+                 run_dir / runs.LOCALIZER_CHECKPOINT, run_dir / runs.LOCALIZER_LOG)
+    localizer_state = {k[len("localizer."):]: v for k, v in result.state_dict.items() if k.startswith("localizer.")}
+    runs.SavedLocalizer(method=method, best=localizer_state, best_epoch=result.best_epoch,
+                        best_val_mae=result.best_val_mae, count_scale=task.count_scale,
+                        wall_seconds=time.time() - tic).save(run_dir)
+    (run_dir / runs.LOCALIZER_CHECKPOINT).unlink(missing_ok=True)

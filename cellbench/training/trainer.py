@@ -1,0 +1,229 @@
+"""The one trainer: every method and the localizer stage are fitted here.
+
+Adam, cosine annealing with warm restarts stepped per iteration, flips and 90-degree rotations
+on the device (drawn once per epoch: the steps need no host synchronisation), model selection
+on the validation MAE, a resumable checkpoint (written atomically) at the end of the first epoch
+``checkpoint_seconds`` after the last one, a per-epoch CSV log.
+
+``Trainer.fit`` reads as its steps: resume, then per epoch ``train_epoch``,
+``validate_and_select``, ``record`` and ``checkpoint``; then ``result``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..data.prepare import PreparedDataset
+from ..errors import TrainingError
+from ..inference import autocast, count_images
+from ..inputs import images_tensor
+from ..io import atomic_path, write_text
+from ..metrics import count_metrics
+from .batches import DeviceDataset, make_batch, plan_epoch
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "lr", "seconds"]
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    restart_period: int
+    restart_mult: int
+    amp: bool
+    channels_last: bool
+    crop_size: int | None
+    val_every: int
+    checkpoint_seconds: float   # 0: after every epoch; on a GPU a VGG-19 checkpoint costs more than an epoch
+    seed: int
+
+
+@dataclass
+class Task:
+    """What to fit: the model, its loss, and how its output map becomes a count."""
+    model: nn.Module
+    loss: Callable
+    stride: int
+    count_scale: float = 1.0          # count = sum(output) / count_scale
+    sigma: float | None = None        # Gaussian sigma when the loss needs a density map
+    density_scale: float = 1.0
+
+
+@dataclass
+class Best:
+    """The model selected so far: lowest validation MAE, its epoch and weights (on the device)."""
+    mae: float = math.inf
+    epoch: int = 0
+    state: dict | None = None
+
+
+@dataclass
+class FitResult:
+    state_dict: dict             # the selected (best) model, on the CPU
+    last_state_dict: dict        # the last epoch's model, on the CPU
+    best_epoch: int
+    best_val_mae: float
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+
+
+def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, val: PreparedDataset) -> str:
+    # How often checkpoints are written does not change the run, so it may change on resume.
+    run_settings = {k: v for k, v in asdict(settings).items() if k != "checkpoint_seconds"}
+    blob = json.dumps({"settings": run_settings, "model": type(task.model).__name__, "stride": task.stride,
+                       "sigma": task.sigma, "scale": task.density_scale,
+                       "train": train.image_ids.tolist(), "val": val.image_ids.tolist()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buf.getvalue())
+
+
+class Trainer:
+    """Fits ``task.model`` on ``train``, selecting on ``val``; resumable from ``checkpoint_path``."""
+
+    def __init__(self, task: Task, train: PreparedDataset, val: PreparedDataset, settings: TrainSettings,
+                 device: torch.device, checkpoint_path: Path, log_path: Path):
+        self.task, self.settings, self.device = task, settings, device
+        self.checkpoint_path, self.log_path = checkpoint_path, log_path
+        self.model = task.model.to(device)
+        if settings.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        # The fused CUDA kernel updates every parameter in one launch instead of several per step.
+        self.optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay,
+                                          fused=device.type == "cuda")
+        self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            self.optimizer, T_0=settings.restart_period * self.steps_per_epoch, T_mult=settings.restart_mult)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.train_data = DeviceDataset(train, device, task.sigma, task.density_scale)
+        self.val, self.val_images = val, images_tensor(val)
+        self.fingerprint = _fingerprint(task, settings, train, val)
+        self.start_epoch, self.history, self.best = 1, [], Best()
+
+    # ------------------------------------------------------------ the steps
+    def fit(self) -> FitResult:
+        self.resume()
+        last_checkpoint = time.perf_counter()
+        for epoch in range(self.start_epoch, self.settings.epochs + 1):
+            tic = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            val_metrics = self.validate_and_select(epoch)
+            self.record(epoch, train_loss, val_metrics, time.perf_counter() - tic)
+            if (epoch < self.settings.epochs
+                    and time.perf_counter() - last_checkpoint >= self.settings.checkpoint_seconds):
+                self.checkpoint(epoch)
+                last_checkpoint = time.perf_counter()
+        return self.result()
+
+    def resume(self) -> None:
+        """Continue from the checkpoint when it holds a run with the same settings and data."""
+        if not self.checkpoint_path.is_file():
+            return
+        ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        if ckpt.get("fingerprint") != self.fingerprint:
+            log.warning("%s was written with other settings or data; starting afresh", self.checkpoint_path)
+            return
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.generator.set_state(ckpt["generator"])
+        self.start_epoch, self.history, self.best = ckpt["epoch"] + 1, ckpt["history"], Best(**ckpt["best"])
+        log.info("resuming from %s after epoch %d", self.checkpoint_path, ckpt["epoch"])
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training patches; the mean loss. A NaN or infinite loss stops the run."""
+        s, model = self.settings, self.model
+        model.train()
+        plan = plan_epoch(self.train_data, s.batch_size, self.generator, s.crop_size)
+        loss_sum = torch.zeros((), device=self.device)
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        for step in range(self.steps_per_epoch):
+            batch = make_batch(self.train_data, plan, step, self.task.stride, s.channels_last)
+            with autocast(self.device, s.amp):
+                pred = model(batch.images)
+            loss = self.task.loss(pred, batch)
+            # Checked at the end of the epoch, to avoid a host sync per step.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step + 1, first_bad)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach()
+        bad_step = int(first_bad)
+        if bad_step >= 0:
+            saved = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.is_file()
+                     else "no checkpoint was written before it")
+            raise TrainingError(f"loss became NaN or infinite at epoch {epoch}, step "
+                                f"{bad_step} of {self.steps_per_epoch}; {saved}")
+        return float(loss_sum) / self.steps_per_epoch
+
+    def validate_and_select(self, epoch: int) -> dict | None:
+        """Validation metrics on the epochs that validate (else None); keeps the best model."""
+        s = self.settings
+        if epoch % s.val_every != 0 and epoch != s.epochs:
+            return None
+        pred = count_images(self.model, self.val, self.device, self.task.count_scale, images=self.val_images,
+                            amp=s.amp, channels_last=s.channels_last)
+        metrics = count_metrics(self.val.image_counts.astype(float), pred)
+        if metrics["mae"] < self.best.mae:
+            # Kept on the device: a copy to the host would stall the next epoch's launches.
+            self.best = Best(metrics["mae"], epoch,
+                             {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return metrics
+
+    def record(self, epoch: int, train_loss: float, val_metrics: dict | None, seconds: float) -> None:
+        """Append the epoch to the history, log it and rewrite the CSV log."""
+        row = {"epoch": epoch, "train_loss": train_loss,
+               "val_mae": val_metrics["mae"] if val_metrics else "",
+               "val_rmse": val_metrics["rmse"] if val_metrics else "",
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds}
+        self.history.append(row)
+        log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs", epoch,
+                 self.settings.epochs, train_loss, f"{row['val_mae']:.3f}" if val_metrics else "-",
+                 self.best.mae, self.best.epoch, row["lr"], seconds)
+        _write_log(self.log_path, self.history)
+
+    def checkpoint(self, epoch: int) -> None:
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "model": self.model.state_dict(),
+                        "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                        "generator": self.generator.get_state(), "history": self.history,
+                        "best": asdict(self.best)}, tmp)
+
+    def result(self) -> FitResult:
+        if self.best.state is None:  # cannot happen: the last epoch always validates
+            raise TrainingError("no validation was run; check train.val_every")
+        return FitResult(
+            state_dict={k: v.cpu() for k, v in self.best.state.items()},
+            last_state_dict={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            best_epoch=self.best.epoch, best_val_mae=self.best.mae, epochs=self.settings.epochs,
+            history=self.history)
+
+
+def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: TrainSettings, device: torch.device,
+        checkpoint_path: Path, log_path: Path) -> FitResult:
+    """Train, resuming from ``checkpoint_path`` when it holds a run with the same settings."""
+    return Trainer(task, train, val, settings, device, checkpoint_path, log_path).fit()

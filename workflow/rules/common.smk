@@ -1,0 +1,72 @@
+# Shared set-up: the config validated (defaults filled in from workflow/schemas), the datasets,
+# methods and seeds to run, and helpers for the rules.
+
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from cellbench.config import coerce_command_line_strings
+from cellbench.config import validate as validate_config
+from cellbench.errors import CellbenchError
+from cellbench.methods import discover, selected_methods
+from cellbench.runs import run_path
+
+try:
+    validated = validate_config(coerce_command_line_strings(config))
+    METHOD_SPECS = discover()
+except CellbenchError as exc:
+    raise WorkflowError(str(exc))
+config.clear()
+config.update(validated)
+
+DATASETS = config["datasets"]
+METHODS = selected_methods(config)
+SEEDS = config["seeds"]
+LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
+TRAIN_SECTIONS = ("train", "localizer", "targets")
+# GPUs a training or evaluation job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
+GPUS = 0 if config["train"]["device"] == "cpu" else 1
+PREPARED = "results/prepared/{dataset}/patches.npz"
+SPLIT = "results/splits/{dataset}/seed{seed}.json"
+CONDA_ENV = "../envs/cellbench.yaml"
+
+
+def config_json(*sections):
+    """The config sections a job depends on, as JSON (a change to them reruns those jobs only)."""
+    return json.dumps({k: config[k] for k in sections}, sort_keys=True)
+
+
+def run_outputs(name, datasets=None):
+    return expand(run_path(name), dataset=datasets or DATASETS, method=METHODS, seed=SEEDS)
+
+
+def method_sources(wildcards):
+    """A method's files: editing its model, loss or method.yaml reruns its jobs."""
+    here = Path.cwd()
+    files = (p for p in METHOD_SPECS[wildcards.method].directory.glob("*") if p.suffix in (".py", ".yaml"))
+    return sorted(str(p.relative_to(here)) if p.is_relative_to(here) else str(p) for p in files)
+
+
+def evaluation_inputs(wildcards):
+    inputs = {
+        "prepared": PREPARED.format(dataset=wildcards.dataset),
+        "split": SPLIT.format(dataset=wildcards.dataset, seed=wildcards.seed),
+        "counter": run_path("counter.pt", wildcards.dataset, wildcards.method, wildcards.seed),
+        "method": method_sources(wildcards),
+    }
+    if wildcards.method in LOCALIZED:
+        inputs["localizer"] = run_path("localizer.pt", wildcards.dataset, wildcards.method, wildcards.seed)
+    return inputs
+
+
+def run_stage(stage):
+    """The shell command of a per-run stage (train, localizer, evaluate)."""
+    return (f"python -m cellbench --config-json {{params.config:q}} {stage} --dataset {{wildcards.dataset}} "
+            "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} "
+            "--split {input.split} --run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}")
+
+
+def figure(kind, caption):
+    return report(f"reports/figures/{kind}_{{dataset}}.png", category="{dataset}", subcategory="Figures",
+                  caption=f"../report/{caption}.rst", labels={"dataset": "{dataset}", "figure": kind})
