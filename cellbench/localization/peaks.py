@@ -17,7 +17,7 @@ from scipy import ndimage
 @dataclass(frozen=True)
 class Peaks:
     """Local maxima of a map: ``points`` (K, 2) float64 (x, y) and their map ``values`` (K,),
-    highest value first (ties in raster order of the map, so the order is deterministic)."""
+    highest value first (equal values: later raster position first, so the order is deterministic)."""
     points: np.ndarray
     values: np.ndarray
 
