@@ -23,6 +23,35 @@ log = logging.getLogger(__name__)
 Patch = tuple[np.ndarray, np.ndarray]  # (H, W, 3) uint8 image, (N, 2) points (x, y)
 
 
+@dataclass(frozen=True)
+class PatchToImage:
+    """The affine map from a patch's pixel coordinates back to its original image's:
+    ``original = patch * scale + offset`` per axis (x, y), pixel centres on both sides.
+
+    Every preprocessing step is such a map (resize scales about pixel edges, grid/tile crops
+    shift, padding on the right and bottom changes nothing), so their composition is one too.
+    """
+    scale: tuple[float, float] = (1.0, 1.0)
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(points, np.float64).reshape(-1, 2) * self.scale + self.offset
+
+    def after_resize(self, factor: tuple[float, float]) -> "PatchToImage":
+        """Followed by a resize with ``new = (old + 0.5) * factor - 0.5`` (see ``_resize``)."""
+        s, o = np.array(self.scale), np.array(self.offset)
+        f = np.array(factor, np.float64)
+        return PatchToImage(tuple(s / f), tuple(s * (0.5 / f - 0.5) + o))
+
+    def after_crop(self, origin: tuple[int, int]) -> "PatchToImage":
+        """Followed by a crop whose top-left pixel was ``origin`` (x, y): ``new = old - origin``."""
+        s, o = np.array(self.scale), np.array(self.offset)
+        return PatchToImage(self.scale, tuple(s * np.array(origin, np.float64) + o))
+
+
+Tracked = tuple[Patch, PatchToImage]  # a patch and the map from it back to its original image
+
+
 def _resize(patch: Patch, width: int, height: int) -> Patch:
     image, points = patch
     h, w = image.shape[:2]
@@ -34,6 +63,12 @@ def _resize(patch: Patch, width: int, height: int) -> Patch:
     return resized, moved
 
 
+def _tile_origins(h: int, w: int, rows: int, cols: int) -> list[tuple[int, int]]:
+    """Top-left pixel (x, y) of each tile of ``_crop_grid``, in its (row-major) order."""
+    th, tw = h // rows, w // cols
+    return [(c * tw, r * th) for r in range(rows) for c in range(cols)]
+
+
 def _crop_grid(patch: Patch, rows: int, cols: int) -> list[Patch]:
     """Cut into rows x cols equal tiles (sizes must divide); each dot goes to exactly one tile."""
     image, points = patch
@@ -42,12 +77,15 @@ def _crop_grid(patch: Patch, rows: int, cols: int) -> list[Patch]:
     col_of = np.clip(np.floor((points[:, 0] + 0.5) / tw), 0, cols - 1).astype(int)
     row_of = np.clip(np.floor((points[:, 1] + 0.5) / th), 0, rows - 1).astype(int)
     tiles = []
-    for r in range(rows):
-        for c in range(cols):
-            keep = (row_of == r) & (col_of == c)
-            tile_points = points[keep] - np.array([c * tw, r * th])
-            tiles.append((image[r * th:(r + 1) * th, c * tw:(c + 1) * tw], tile_points))
+    for x0, y0 in _tile_origins(h, w, rows, cols):
+        keep = (row_of == y0 // th) & (col_of == x0 // tw)
+        tiles.append((image[y0:y0 + th, x0:x0 + tw], points[keep] - np.array([x0, y0])))
     return tiles
+
+
+def _tiles_tracked(patch: Patch, geometry: PatchToImage, rows: int, cols: int) -> list[Tracked]:
+    origins = _tile_origins(*patch[0].shape[:2], rows, cols)
+    return list(zip(_crop_grid(patch, rows, cols), (geometry.after_crop(o) for o in origins)))
 
 
 def _pad_square(patch: Patch) -> Patch:
@@ -59,39 +97,49 @@ def _pad_square(patch: Patch) -> Patch:
     return padded, points
 
 
-def apply_step(patches: list[Patch], step: dict) -> list[Patch]:
+def _apply_step_tracked(items: list[Tracked], step: dict) -> list[Tracked]:
     if len(step) != 1:
         raise ConfigError(f"preprocess step {step!r}: expected exactly one key")
     (kind, arg), = step.items()
-    out: list[Patch] = []
-    for patch in patches:
+    out: list[Tracked] = []
+    for patch, geometry in items:
         h, w = patch[0].shape[:2]
         if kind == "resize":
-            out.append(_resize(patch, int(arg), int(arg)))
+            out.append((_resize(patch, int(arg), int(arg)), geometry.after_resize((int(arg) / w, int(arg) / h))))
         elif kind == "grid":
             if h % arg or w % arg:
                 raise ConfigError(f"preprocess grid {arg}: image {w}x{h} is not divisible")
-            out.extend(_crop_grid(patch, int(arg), int(arg)))
+            out.extend(_tiles_tracked(patch, geometry, int(arg), int(arg)))
         elif kind == "pad_square":
-            out.append(_pad_square(patch))
+            out.append((_pad_square(patch), geometry))
         elif kind == "resize_multiple":
             # Nearest multiple of `arg` to each side (at least one multiple).
             new_w = max(int(arg), int(round(w / arg)) * int(arg))
             new_h = max(int(arg), int(round(h / arg)) * int(arg))
-            out.append(_resize(patch, new_w, new_h))
+            out.append((_resize(patch, new_w, new_h), geometry.after_resize((new_w / w, new_h / h))))
         elif kind == "tile":
-            out.extend(_crop_grid(patch, h // int(arg), w // int(arg)))
+            out.extend(_tiles_tracked(patch, geometry, h // int(arg), w // int(arg)))
         else:
             raise ConfigError(f"preprocess: unknown step {kind!r} (known: resize, grid, pad_square, "
                               f"resize_multiple, tile)")
     return out
 
 
+def apply_step(patches: list[Patch], step: dict) -> list[Patch]:
+    return [patch for patch, _ in _apply_step_tracked([(p, PatchToImage()) for p in patches], step)]
+
+
 def preprocess(image: np.ndarray, points: np.ndarray, steps: list[dict] | tuple[dict, ...]) -> list[Patch]:
-    patches = [(image, points)]
+    return [patch for patch, _ in preprocess_tracked(image, points, steps)]
+
+
+def preprocess_tracked(image: np.ndarray, points: np.ndarray,
+                       steps: list[dict] | tuple[dict, ...]) -> list[Tracked]:
+    """``preprocess``, with each patch's map back to the original image's pixel coordinates."""
+    items: list[Tracked] = [((image, points), PatchToImage())]
     for step in steps:
-        patches = apply_step(patches, step)
-    return patches
+        items = _apply_step_tracked(items, step)
+    return items
 
 
 @dataclass
@@ -105,6 +153,10 @@ class PreparedDataset:
     image_groups: np.ndarray    # (N,) str
     image_counts: np.ndarray    # (N,) int64, from the raw annotation
     image_sizes: np.ndarray     # (N, 2) int64, raw (width, height)
+    # Patch p back to its original image: original (x, y) = patch (x, y) * patch_scale[p] + patch_offset[p]
+    # (see PatchToImage). None when loaded from a file written before these fields existed.
+    patch_scale: np.ndarray | None = None   # (P, 2) float64
+    patch_offset: np.ndarray | None = None  # (P, 2) float64
 
     def patch_points(self, p: int) -> np.ndarray:
         return self.points[self.point_offsets[p]:self.point_offsets[p + 1]]
@@ -112,15 +164,22 @@ class PreparedDataset:
     def patch_counts(self) -> np.ndarray:
         return np.diff(self.point_offsets)
 
+    def patch_geometry(self, p: int) -> PatchToImage:
+        if self.patch_scale is None or self.patch_offset is None:
+            raise ValueError("this prepared dataset has no patch geometry (written before it was recorded): "
+                             "prepare it again")
+        return PatchToImage(tuple(self.patch_scale[p]), tuple(self.patch_offset[p]))
+
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+                np.savez(fh, **{k: getattr(self, k) for k in self.__dataclass_fields__
+                                if getattr(self, k) is not None})
 
     @classmethod
     def load(cls, path: Path) -> "PreparedDataset":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        with np.load(path, allow_pickle=False) as data:  # optional fields may be absent from older files
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data.files})
 
     def subset(self, image_ids: list[str]) -> "PreparedDataset":
         """The patches of the given images, in the given order."""
@@ -136,19 +195,22 @@ class PreparedDataset:
             images=self.images[patches], points=points, point_offsets=offsets,
             patch_image=np.array([remap[i] for i in self.patch_image[patches]], dtype=np.int64),
             image_ids=self.image_ids[chosen], image_groups=self.image_groups[chosen],
-            image_counts=self.image_counts[chosen], image_sizes=self.image_sizes[chosen])
+            image_counts=self.image_counts[chosen], image_sizes=self.image_sizes[chosen],
+            patch_scale=None if self.patch_scale is None else self.patch_scale[patches],
+            patch_offset=None if self.patch_offset is None else self.patch_offset[patches])
 
 
 def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patch_size: int = 256) -> PreparedDataset:
-    images, points, counts, patch_image = [], [], [], []
+    images, points, counts, patch_image, scales, offsets = [], [], [], [], [], []
     ids, groups, image_counts, sizes = [], [], [], []
     for index, sample in enumerate(samples):
         image, dots = load_sample(sample)
-        patches = preprocess(image, dots, steps)
+        tracked = preprocess_tracked(image, dots, steps)
+        patches = [patch for patch, _ in tracked]
         total = sum(len(pts) for _, pts in patches)
         if total != len(dots):  # an invariant of the steps above: a bug, not bad input
             raise AssertionError(f"{sample.image_path}: {len(dots)} dots became {total} after preprocessing")
-        for patch_img, patch_pts in patches:
+        for (patch_img, patch_pts), geometry in tracked:
             if patch_img.shape[:2] != (patch_size, patch_size):
                 raise ConfigError(f"{sample.image_path}: preprocessing gave a {patch_img.shape[1]}x"
                                   f"{patch_img.shape[0]} patch, expected {patch_size}x{patch_size}")
@@ -156,6 +218,8 @@ def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patc
             points.append(patch_pts.astype(np.float32))
             counts.append(len(patch_pts))
             patch_image.append(index)
+            scales.append(geometry.scale)
+            offsets.append(geometry.offset)
         ids.append(sample.image_id)
         groups.append(sample.group)
         image_counts.append(len(dots))
@@ -165,4 +229,6 @@ def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patc
         point_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         patch_image=np.array(patch_image, dtype=np.int64), image_ids=np.array(ids),
         image_groups=np.array(groups), image_counts=np.array(image_counts, dtype=np.int64),
-        image_sizes=np.array(sizes, dtype=np.int64))
+        image_sizes=np.array(sizes, dtype=np.int64),
+        patch_scale=np.array(scales, dtype=np.float64).reshape(-1, 2),
+        patch_offset=np.array(offsets, dtype=np.float64).reshape(-1, 2))
