@@ -23,6 +23,7 @@ class DatasetSpec:
     type: str = "real"
     citation: str = ""
     manual_download: str | None = None
+    drive_folder: str | None = None  # id of a public Google Drive folder, downloaded with gdown
     extra: dict = field(default_factory=dict)
 
     @property
@@ -61,11 +62,11 @@ def load_dataset(name: str) -> DatasetSpec:
     missing = [k for k in required if k not in raw]
     if missing:
         raise ConfigError(f"{path}: missing keys {', '.join(missing)}")
-    known = set(required) | {"type", "citation", "manual_download"}
+    known = set(required) | {"type", "citation", "manual_download", "drive_folder"}
     return DatasetSpec(
         name=raw["name"], title=raw["title"], folder=raw["folder"], reader=raw["reader"],
         urls=tuple(raw["urls"]), preprocess=tuple(raw["preprocess"]), paper=raw["paper"],
         definition_dir=path.parent, type=raw.get("type", "real"), citation=raw.get("citation", ""),
-        manual_download=raw.get("manual_download"),
+        manual_download=raw.get("manual_download"), drive_folder=raw.get("drive_folder"),
         extra={k: v for k, v in raw.items() if k not in known},
     )
