@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--reference", required=True, help="a folder written by publish")
     compare.add_argument("--reports", default="reports")
     compare.add_argument("--out", default=None, help="write <out>.csv and <out>.md (default: print)")
+    sums = sub.add_parser("sha256sums", help="the hashes recorded in a verified.json, as a SHA256SUMS manifest")
+    sums.add_argument("--verified", required=True, help="for example results/raw/DCC/verified.json")
+    sums.add_argument("--out", default=None, help="for example datasets/DCC/SHA256SUMS (default: print)")
     sub.add_parser("methods", help="list the methods found under methods/")
     sub.add_parser("validate", help="check the configuration")
     docs = sub.add_parser("docs", help="write the key tables of the READMEs from workflow/schemas")
@@ -94,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.stage in ("publish", "compare"):
         return _reference(args)
+    if args.stage == "sha256sums":
+        return _sha256sums(args)
     config = _config(args)
     if args.stage == "validate":
         print("configuration is valid")
@@ -120,6 +125,18 @@ def _run(args: argparse.Namespace) -> int:
         from .reporting.build import build_dataset_figures
         build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),
                               Path(args.split))
+    return 0
+
+
+def _sha256sums(args: argparse.Namespace) -> int:
+    from .data.fetch import sha256sums
+    from .io import read_json, write_text
+
+    text = sha256sums(read_json(args.verified)["sha256"])
+    if args.out:
+        write_text(Path(args.out), text)
+    else:
+        print(text, end="")
     return 0
 
 

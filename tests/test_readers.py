@@ -1,14 +1,16 @@
-"""Readers give the right count for every image of VGG, MBM and ADI; bad files are refused by name."""
+"""Readers give the right count for every image of VGG, MBM and ADI; DCC-like files are paired by
+name in two layouts; bad or unpaired files are refused by name."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cellbench.data.readers import RawSample, get_reader, load_sample, read_dcc
+from cellbench.data.readers import RawSample, _dcc_role, get_reader, load_sample, read_dcc
 from cellbench.data.registry import load_dataset
 from cellbench.errors import DataError
 
@@ -73,31 +75,86 @@ def test_image_without_annotation_is_refused(tmp_path):
         get_reader("vgg")(tmp_path)
 
 
-def make_dcc(root, sizes, seed=0):
-    """Small files in the documented DCC layout; returns {image_id: number of dots}."""
+def make_dcc(root, sizes, seed=0, layout="parts"):
+    """Small DCC-like files under ``root/DCC``; returns {image_id: number of dots}.
+
+    ``parts``: ``DCC/<part>/images/imgI.png`` with ``DCC/<part>/dots/imgI.png``; ``flat``: all in
+    ``DCC/`` as ``<part>_imgI.png`` with ``<part>_imgI_dots.png``. Both give the ids ``<part>_imgI``.
+    """
     rng = np.random.default_rng(seed)
     counts = {}
     for i, (part, (w, h)) in enumerate(sizes):
-        for sub in ("images", "dots"):
-            (root / "DCC" / part / sub).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "DCC" / part / "images" / f"img{i}.png")
+        if layout == "parts":
+            image_path = root / "DCC" / part / "images" / f"img{i}.png"
+            dots_path = root / "DCC" / part / "dots" / f"img{i}.png"
+        else:
+            image_path = root / "DCC" / f"{part}_img{i}.png"
+            dots_path = root / "DCC" / f"{part}_img{i}_dots.png"
+        for path in (image_path, dots_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(image_path)
         mask = np.zeros((h, w), dtype=np.uint8)
         n = int(rng.integers(5, 60))
         mask[rng.integers(0, h, n), rng.integers(0, w, n)] = 255
-        Image.fromarray(mask).save(root / "DCC" / part / "dots" / f"img{i}.png")
+        Image.fromarray(mask).save(dots_path)
         counts[f"{part}_img{i}"] = int(np.count_nonzero(mask))
     return counts
 
 
-def test_dcc_reader_on_files_in_its_documented_layout(tmp_path):
-    counts = make_dcc(tmp_path, [("trainval", (306, 322)), ("trainval", (798, 788)), ("test", (500, 380))])
+DCC_SIZES = [("trainval", (306, 322)), ("trainval", (798, 788)), ("test", (500, 380))]
+
+
+@pytest.mark.parametrize("layout", ["parts", "flat"])
+def test_dcc_reader_pairs_files_by_name_in_either_layout(tmp_path, layout):
+    counts = make_dcc(tmp_path, DCC_SIZES, layout=layout)
+    (tmp_path / "DCC" / ".DS_Store").write_bytes(b"\0")  # hidden and non-image files are not samples
+    (tmp_path / "DCC" / "README.txt").write_text("Dublin Cell Counting")
     samples = read_dcc(tmp_path / "DCC")
-    assert [s.image_id for s in samples] == ["trainval_img0", "trainval_img1", "test_img2"]
+    assert [s.image_id for s in samples] == ["test_img2", "trainval_img0", "trainval_img1"]
     for sample in samples:
         _, points = load_sample(sample)
         assert len(points) == counts[sample.image_id]
 
 
-def test_dcc_reader_needs_its_folders(tmp_path):
-    with pytest.raises(DataError, match=r"DCC/trainval/images: folder not found"):
+def test_dcc_reader_pairs_vgg_style_names():
+    assert _dcc_role(Path("train/001cell.png")) == ("image", "train/001")
+    assert _dcc_role(Path("train/001dots.png")) == ("dots", "train/001")
+    assert _dcc_role(Path("test/annotations/7.png")) == ("dots", "test/7")
+    assert _dcc_role(Path("test/Images/7.png")) == ("image", "test/7")
+
+
+def test_dcc_reader_needs_its_folder(tmp_path):
+    with pytest.raises(DataError, match=r"DCC: folder not found"):
+        read_dcc(tmp_path / "DCC")
+
+
+def test_dcc_reader_refuses_an_empty_folder(tmp_path):
+    (tmp_path / "DCC" / "test").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"DCC: no image/annotation pairs found"):
+        read_dcc(tmp_path / "DCC")
+
+
+@pytest.mark.parametrize("layout", ["parts", "flat"])
+def test_dcc_image_without_annotation_and_the_reverse_are_refused_naming_all(tmp_path, layout):
+    make_dcc(tmp_path, DCC_SIZES, layout=layout)
+    dcc = tmp_path / "DCC"
+    samples = read_dcc(dcc)
+    samples[0].dots_path.unlink()      # test_img2 loses its annotation
+    samples[1].dots_path.unlink()      # trainval_img0 too
+    samples[2].image_path.unlink()     # trainval_img1 loses its image
+    with pytest.raises(DataError) as err:
+        read_dcc(dcc)
+    message = str(err.value)
+    assert "2 image(s) without annotation" in message and "1 annotation(s) without image" in message
+    for path in (samples[0].image_path, samples[1].image_path, samples[2].dots_path):
+        assert path.relative_to(dcc).as_posix() in message, (path, message)
+
+
+def test_dcc_two_images_of_one_name_are_refused(tmp_path):
+    make_dcc(tmp_path, DCC_SIZES[:1])
+    images = tmp_path / "DCC" / "trainval" / "images"
+    (images / "img0.png").rename(images / "img0cell.png")
+    shutil.copy(images / "img0cell.png", images / "img0.png")
+    with pytest.raises(DataError, match=r"2 image files for trainval/img0: trainval/images/img0\.png, "
+                                        r"trainval/images/img0cell\.png"):
         read_dcc(tmp_path / "DCC")

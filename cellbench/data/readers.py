@@ -92,16 +92,73 @@ def read_adi(folder: Path) -> list[RawSample]:
     return samples
 
 
+# DCC's Drive folder documents no layout, so each file's role is read from common markers: an
+# annotation sits in a folder named like dots/ or has a name ending in "dots"; the rest are images.
+_DCC_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+_DOTS_DIRS = {"dots", "dot", "annotations", "annotation", "labels", "gt", "ground_truth", "groundtruth"}
+_IMAGE_DIRS = {"images", "image", "imgs", "img"}
+# A trailing "dots" or "cell" marks the role in the name; both are dropped from the pairing key,
+# so images/NAMEcell.png pairs with dots/NAMEcell.png as well as NAMEcell.png with NAMEdots.png.
+_MARKED_NAME = re.compile(r"^(.+?)[_\-. ]?(dots|cell)$", re.IGNORECASE)
+
+
+def _dcc_role(rel: Path) -> tuple[str, str]:
+    """("image" or "dots", pairing key) of one file: its folders less the role folders, and its bare name."""
+    dirs = rel.parent.parts
+    marked = _MARKED_NAME.match(rel.stem)
+    stem, marker = (marked.group(1), marked.group(2).lower()) if marked else (rel.stem, "")
+    is_dots = marker == "dots" or any(d.lower() in _DOTS_DIRS for d in dirs)
+    kept = [d for d in dirs if d.lower() not in _DOTS_DIRS | _IMAGE_DIRS]
+    return ("dots" if is_dots else "image"), "/".join([*kept, stem])
+
+
+def _dcc_files(folder: Path) -> dict[str, dict[str, list[Path]]]:
+    """role -> pairing key -> files with that key (relative to ``folder``); hidden files skipped."""
+    found: dict[str, dict[str, list[Path]]] = {"image": {}, "dots": {}}
+    for path in sorted(_require_dir(folder).rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or path.suffix.lower() not in _DCC_SUFFIXES or \
+                any(part.startswith(".") for part in rel.parts):
+            continue
+        role, key = _dcc_role(rel)
+        found[role].setdefault(key, []).append(rel)
+    return found
+
+
+def _dcc_problems(found: dict[str, dict[str, list[Path]]]) -> list[str]:
+    """Every file that cannot be paired: twins of one key, images alone, annotations alone."""
+    problems = [f"{len(paths)} {role} files for {key}: {', '.join(p.as_posix() for p in paths)}"
+                for role, by_key in found.items() for key, paths in by_key.items() if len(paths) > 1]
+    images, dots = found["image"], found["dots"]
+    lonely_images = [images[k][0].as_posix() for k in sorted(set(images) - set(dots))]
+    lonely_dots = [dots[k][0].as_posix() for k in sorted(set(dots) - set(images))]
+    if lonely_images:
+        problems.append(f"{len(lonely_images)} image(s) without annotation: {', '.join(lonely_images)}")
+    if lonely_dots:
+        problems.append(f"{len(lonely_dots)} annotation(s) without image: {', '.join(lonely_dots)}")
+    return problems
+
+
 @register_reader("dcc")
 def read_dcc(folder: Path) -> list[RawSample]:
-    """``DCC/{trainval,test}/images/NAME.png`` with dots in ``DCC/{trainval,test}/dots/NAME.png``."""
+    """Image/annotation pairs found by name anywhere under ``folder`` (train and test parts pooled).
+
+    ``trainval/images/NAME.png`` pairs with ``trainval/dots/NAME.png`` (image id ``trainval_NAME``);
+    ``NAME.png`` or ``NAMEcell.png`` with ``NAME_dots.png`` or ``NAMEdots.png`` in the same folder.
+    """
+    found = _dcc_files(folder)
+    problems = _dcc_problems(found)
+    if problems:
+        raise DataError(f"{folder}: " + "; ".join(problems) + ". Each image needs one dot annotation of the "
+                        "same name (in a dots/ folder beside its images/ folder, or named NAME_dots.png); "
+                        "fetch the dataset again or fix the mirror")
+    if not found["image"]:
+        raise DataError(f"{folder}: no image/annotation pairs found; fetch the dataset again or fix the mirror")
     samples = []
-    for part in ("trainval", "test"):
-        for image in sorted(_require_dir(folder / part / "images").glob("*.png")):
-            dots = folder / part / "dots" / image.name
-            _pair_or_fail(image, dots)
-            image_id = f"{part}_{image.stem}"
-            samples.append(RawSample(image_id, image, dots, image_id, "nonzero"))
+    for key in sorted(found["image"]):
+        image_id = key.replace("/", "_")
+        samples.append(RawSample(image_id, folder / found["image"][key][0], folder / found["dots"][key][0],
+                                 image_id, "nonzero"))
     return samples
 
 

@@ -29,6 +29,7 @@ class DatasetSpec:
     type: str = "real"
     citation: str = ""
     manual_download: str | None = None
+    drive_folder: str | None = None  # id of a public Google Drive folder, downloaded with gdown
 
     @property
     def definition(self) -> Path:
@@ -80,4 +81,4 @@ def load_dataset(name: str) -> DatasetSpec:
         name=raw["name"], title=raw["title"], folder=raw["folder"], reader=raw["reader"],
         urls=tuple(raw["urls"]), preprocess=tuple(raw["preprocess"]), paper=raw["paper"],
         definition_dir=path.parent, type=raw["type"], citation=raw["citation"],
-        manual_download=raw["manual_download"])
+        manual_download=raw["manual_download"], drive_folder=raw["drive_folder"])

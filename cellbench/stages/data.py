@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import project_root
 from ..config import data_mirror
-from ..data.fetch import fetch
+from ..data.fetch import fetch, layout
 from ..data.prepare import PreparedDataset, prepare
 from ..data.registry import load_dataset
 from ..data.splits import make_split
@@ -23,8 +23,10 @@ def fetch_stage(config: dict, dataset: str, out: Path) -> None:
     download_dir = Path(config["data"]["download_dir"])
     root, hashes = fetch(spec, data_mirror(config), download_dir if download_dir.is_absolute()
                          else project_root() / download_dir)
+    # The layout (which file pairs with which) is recorded too: DCC's is documented nowhere else.
     write_json(out, {"dataset": dataset, "root": str(root), "files": len(hashes),
-                     "manifest": "published" if spec.manifest() is not None else "recorded", "sha256": hashes})
+                     "manifest": "published" if spec.manifest() is not None else "recorded", "sha256": hashes,
+                     "layout": layout(spec, root)})
 
 
 def prepare_stage(dataset: str, verified: Path, out: Path) -> None:
