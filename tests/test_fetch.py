@@ -18,7 +18,7 @@ from cellbench.data.prepare import PreparedDataset
 from cellbench.data.registry import load_dataset
 from cellbench.errors import DataError
 from cellbench.io import read_json
-from cellbench.pipeline import fetch_stage, prepare_stage
+from cellbench.stages.data import fetch_stage, prepare_stage
 
 from test_readers import DCC_SIZES, make_dcc
 
