@@ -93,7 +93,7 @@ def scratch_methods(tmp_path, monkeypatch):
 def test_method_with_wrong_output_shape_is_refused(scratch_methods):
     d = scratch_methods / "broken"
     d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Broken\nstride: 8\n")
+    (d / "method.yaml").write_text("model: model.py:Broken\noutput: null\nstride: 8\n")
     (d / "model.py").write_text("import torch\nclass Broken(torch.nn.Module):\n"
                                 "    def forward(self, x):\n        return x[:, :2, ::4, ::4]\n")
     with pytest.raises(MethodError, match=r"broken/method\.yaml .*must return shape \(1, 1, 8, 8\).*got \(1, 2, 16, 16\)"):
@@ -103,7 +103,7 @@ def test_method_with_wrong_output_shape_is_refused(scratch_methods):
 def test_method_missing_its_model_is_refused(scratch_methods):
     d = scratch_methods / "nomodel"
     d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Net\n")
+    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\n")
     with pytest.raises(MethodError, match=r"nomodel/method\.yaml: 'model\.py:Net' must name an existing file"):
         build_model(get_method("nomodel"))
     (d / "method.yaml").write_text("stride: 8\n")
@@ -114,6 +114,6 @@ def test_method_missing_its_model_is_refused(scratch_methods):
 def test_method_with_unknown_key_is_refused(scratch_methods):
     d = scratch_methods / "typo"
     d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Net\nstrde: 8\n")
+    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\nstrde: 8\n")
     with pytest.raises(MethodError, match=r"typo/method\.yaml: invalid[\s\S]*Additional properties are not allowed \('strde' was unexpected\)"):
         discover()

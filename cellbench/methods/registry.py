@@ -37,6 +37,9 @@ class MethodSpec:
     paper_name: str | None = None
     reference: bool = False
     ablation_of: str | None = None
+    output: dict | None = None      # {layer, activation}: the layer the trainer initialises
+    trainable: bool = True
+    floor: bool = False
 
     @property
     def definition(self) -> Path:
@@ -52,7 +55,7 @@ def _validated(raw: dict, where: str) -> dict:
 
 def _spec(name: str, directory: Path, raw: dict, base: str | None) -> MethodSpec:
     keys = {k: raw[k] for k in ("description", "model", "options", "stride", "target", "loss", "localizer",
-                                "paper_name", "reference", "ablation_of")}
+                                "paper_name", "reference", "ablation_of", "output", "trainable", "floor")}
     return MethodSpec(name=name, directory=directory, base=base, **keys)
 
 
@@ -97,4 +100,5 @@ def selected_methods(config: dict) -> list[str]:
 
 def describe(spec: MethodSpec) -> dict:
     return {"name": spec.name, "base": spec.base, "model": spec.model, "options": spec.options,
-            "stride": spec.stride, "target": spec.target, "loss": spec.loss, "localizer": spec.localizer}
+            "stride": spec.stride, "target": spec.target, "loss": spec.loss, "localizer": spec.localizer,
+            "output": spec.output, "trainable": spec.trainable}

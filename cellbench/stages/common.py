@@ -25,7 +25,9 @@ def train_settings(config: dict, seed: int, stage: str = "counter") -> TrainSett
         epochs=overrides.get("epochs", t["epochs"]), batch_size=t["batch_size"], lr=overrides.get("lr", t["lr"]),
         weight_decay=t["weight_decay"], restart_period=overrides.get("restart_period", t["restart_period"]),
         restart_mult=t["restart_mult"], amp=t["amp"], channels_last=t["channels_last"], crop_size=t["crop_size"],
-        val_every=t["val_every"], checkpoint_seconds=60.0 * t["checkpoint_minutes"], seed=seed)
+        val_every=t["val_every"], checkpoint_seconds=60.0 * t["checkpoint_minutes"], seed=seed,
+        warmup_epochs=overrides.get("warmup_epochs", t["warmup_epochs"]), collapse_low=t["collapse"]["low"],
+        collapse_high=t["collapse"]["high"], collapse_patience=t["collapse"]["patience"])
 
 
 def setup(config: dict, seed: int, threads: int | None) -> torch.device:

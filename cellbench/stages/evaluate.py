@@ -10,7 +10,7 @@ import pandas as pd
 from .. import runs
 from ..inference import count_images
 from ..inputs import images_tensor
-from ..io import atomic_path, write_json
+from ..io import atomic_path, read_json, write_json
 from ..methods import get_method
 from ..metrics import count_metrics
 from .common import load_split, setup
@@ -43,8 +43,10 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     with atomic_path(run_dir / runs.PREDICTIONS) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     metrics = count_metrics(frame["true_count"], frame["pred_count"])
+    metadata = read_json(run_dir / runs.METADATA) if (run_dir / runs.METADATA).is_file() else {}
     metrics.update({
         "dataset": dataset, "method": method, "seed": seed,
+        "status": metadata.get("status", "trained"), "collapse": metadata.get("collapse"),
         "note": "rmse is what the DCL paper and this literature call 'MSE'; mse is the plain mean squared error",
         "best_epoch": saved.best_epoch, "best_val_mae": saved.best_val_mae,
         "last_epoch": count_metrics(frame["true_count"], frame["pred_count_last_epoch"]),

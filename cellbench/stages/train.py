@@ -6,16 +6,29 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from .. import runs
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
-from ..methods import build_localizer, build_model, describe, get_method, resolve_loss
+from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss
 from ..provenance import environment
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
 from .common import load_split, setup, train_settings
 
 log = logging.getLogger(__name__)
+
+
+def counter_task(config: dict, dataset: str, spec: MethodSpec, model: torch.nn.Module, seed: int) -> Task:
+    """What the trainer fits for a method's counter on a dataset."""
+    target = config["targets"][dataset]
+    density = spec.target == "density"
+    return Task(model=model, loss=resolve_loss(spec), stride=spec.stride,
+                count_scale=target["density_scale"] if density else 1.0,
+                sigma=target["sigma"] if density else None, density_scale=target["density_scale"] if density else 1.0,
+                output=spec.output, trainable=spec.trainable, label=f"{dataset} / {spec.name} / seed {seed}",
+                where=str(spec.definition))
 
 
 def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
@@ -28,11 +41,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     train = load_split(prepared, split_file, "train", limits["train"])
     val = load_split(prepared, split_file, "val", limits["val"])
     model = build_model(spec, config["train"]["pretrained"])
-    target = config["targets"][dataset]
-    density = spec.target == "density"
-    task = Task(model=model, loss=resolve_loss(spec), stride=spec.stride,
-                count_scale=target["density_scale"] if density else 1.0,
-                sigma=target["sigma"] if density else None, density_scale=target["density_scale"] if density else 1.0)
+    task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
     result = fit(task, train, val, train_settings(config, seed), device, run_dir / runs.COUNTER_CHECKPOINT,
@@ -46,6 +55,9 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
         "pretrained": config["train"]["pretrained"], "train_images": len(train.image_ids),
         "val_images": len(val.image_ids), "best_epoch": result.best_epoch,
         "best_val_mae": result.best_val_mae, "wall_seconds": time.time() - tic,
+        "status": "collapsed" if result.collapsed else "trained", "collapse": result.collapsed,
+        "output_bias": result.output_bias,
+        "warmup_epochs": config["train"]["warmup_epochs"],
         "environment": environment(device)})
     (run_dir / runs.COUNTER_CHECKPOINT).unlink(missing_ok=True)
 
@@ -62,8 +74,11 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     limits = config["train"]["max_images"]
     train = load_split(prepared, split_file, "train", limits["train"])
     val = load_split(prepared, split_file, "val", limits["val"])
+    output = spec.localizer.get("output")
     task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],
-                sigma=target["sigma"], density_scale=target["density_scale"])
+                sigma=target["sigma"], density_scale=target["density_scale"],
+                output=dict(output, layer=f"localizer.{output['layer']}") if output else None,
+                label=f"{dataset} / {method} localizer / seed {seed}", where=f"{spec.definition} (localizer)")
     result = fit(task, train, val, train_settings(config, seed, "localizer"), device,
                  run_dir / runs.LOCALIZER_CHECKPOINT, run_dir / runs.LOCALIZER_LOG)
     localizer_state = {k[len("localizer."):]: v for k, v in result.state_dict.items() if k.startswith("localizer.")}

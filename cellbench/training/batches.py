@@ -8,6 +8,7 @@ batches are gathered and augmented there, with no per-step host work or synchron
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -18,9 +19,49 @@ from .targets import density_map, dot_map, sum_pool
 
 @dataclass
 class Batch:
+    """What a loss receives with the model's output (the method contract, methods/README.md)."""
     images: torch.Tensor            # (B, 3, H, W) normalised float
     counts: torch.Tensor            # (B,) dots inside each (cropped, augmented) patch
     density: torch.Tensor | None    # (B, 1, H/stride, W/stride) scaled density, for density targets
+    dots: torch.Tensor | None = None  # (B, 1, H, W) dots per input pixel, augmented like the images
+    density_scale: float = 1.0
+
+    @cached_property
+    def _point_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return points_from_dots(self.dots)
+
+    @property
+    def points(self) -> torch.Tensor:
+        """(B, N, 2) float (x, y) input-pixel coordinates of the dots, padded with zeros."""
+        return self._point_set[0]
+
+    @property
+    def point_mask(self) -> torch.Tensor:
+        """(B, N) bool: which rows of ``points`` are dots."""
+        return self._point_set[1]
+
+
+def points_from_dots(dots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates (x, y) of every dot of a (B, 1, H, W) dot-count map (a pixel holding k dots gives
+    k points), padded to the largest count in the batch, and the mask of real entries.
+
+    Computed only when a loss asks for points: it needs one host synchronisation."""
+    b = dots.shape[0]
+    flat = dots.reshape(b, -1).round().long()
+    index = flat.nonzero()                                # (M, 2): sample, pixel
+    repeats = flat[index[:, 0], index[:, 1]]
+    sample = index[:, 0].repeat_interleave(repeats)
+    pixel = index[:, 1].repeat_interleave(repeats)
+    per_sample = torch.bincount(sample, minlength=b)
+    n = int(per_sample.max()) if len(sample) else 0
+    starts = torch.cumsum(per_sample, 0) - per_sample
+    rank = torch.arange(len(sample), device=dots.device) - starts[sample]
+    width = dots.shape[-1]
+    points = torch.zeros(b, n, 2, device=dots.device)
+    points[sample, rank] = torch.stack([pixel % width, pixel // width], dim=1).float()
+    mask = torch.zeros(b, n, dtype=torch.bool, device=dots.device)
+    mask[sample, rank] = True
+    return points, mask
 
 
 class DeviceDataset:
@@ -30,6 +71,7 @@ class DeviceDataset:
                  density_scale: float = 1.0):
         h, w = data.images.shape[1:3]
         self.images = images_tensor(data).to(device)
+        self.density_scale = density_scale
         self.dots = torch.stack([dot_map(data.patch_points(p), h, w) for p in range(len(data.images))])[:, None].to(device)
         self.density = None
         if sigma is not None:
@@ -106,4 +148,5 @@ def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, chann
     tensors = [ds.images[index], ds.dots[index]] + ([ds.density[index]] if ds.density is not None else [])
     tensors = augment(tensors, draws, plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
-    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density)
+    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
+                 dots=tensors[1], density_scale=ds.density_scale)

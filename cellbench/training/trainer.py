@@ -1,12 +1,14 @@
 """The one trainer: every method and the localizer stage are fitted here.
 
-Adam, cosine annealing with warm restarts stepped per iteration, flips and 90-degree rotations
+The output layer's bias set from the training data, Adam, a linear warm-up then cosine annealing
+with warm restarts stepped per iteration, flips and 90-degree rotations
 on the device (drawn once per epoch: the steps need no host synchronisation), model selection
-on the validation MAE, a resumable checkpoint (written atomically) at the end of the first epoch
+on the validation MAE, a collapse guard, a resumable checkpoint (written atomically) at the end of the first epoch
 ``checkpoint_seconds`` after the last one, a per-epoch CSV log.
 
-``Trainer.fit`` reads as its steps: resume, then per epoch ``train_epoch``,
-``validate_and_select``, ``record`` and ``checkpoint``; then ``result``.
+``Trainer.fit`` reads as its steps: ``initialise_output`` and ``resume``, then per epoch
+``train_epoch`` (of ``train_step``s), ``validate_and_select``, ``guard_collapse``, ``record`` and
+``checkpoint``; then ``result``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from ..inference import autocast, count_images
 from ..inputs import images_tensor
 from ..io import atomic_path, write_text
 from ..metrics import count_metrics
-from .batches import DeviceDataset, make_batch, plan_epoch
+from .batches import Batch, DeviceDataset, make_batch, plan_epoch
+from .output_init import init_output, mean_target_per_position
+from .schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "lr", "seconds"]
+LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "val_count_ratio", "lr", "seconds"]
 
 
 @dataclass
@@ -52,6 +56,10 @@ class TrainSettings:
     val_every: int
     checkpoint_seconds: float   # 0: after every epoch; on a GPU a VGG-19 checkpoint costs more than an epoch
     seed: int
+    warmup_epochs: float = 0.0
+    collapse_low: float = 0.05      # validation predicted/true count ratio below which ...
+    collapse_high: float = 20.0     # ... or above which a validation counts towards a collapse
+    collapse_patience: int = 5      # validations in a row outside the range: the run has collapsed
 
 
 @dataclass
@@ -63,6 +71,10 @@ class Task:
     count_scale: float = 1.0          # count = sum(output) / count_scale
     sigma: float | None = None        # Gaussian sigma when the loss needs a density map
     density_scale: float = 1.0
+    output: dict | None = None        # {layer, activation}: set from the data before training
+    trainable: bool = True            # False: initialise the output and validate, no steps
+    label: str = "run"                # names the run in messages (dataset / method / seed)
+    where: str = ""                   # the definition that declared ``output``, for errors
 
 
 @dataclass
@@ -81,6 +93,8 @@ class FitResult:
     best_val_mae: float
     epochs: int
     history: list[dict] = field(default_factory=list)
+    output_bias: float | None = None  # what the output layer's bias was set to
+    collapsed: dict | None = None     # {epoch, ratio}: the run was stopped by the collapse guard
 
 
 def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, val: PreparedDataset) -> str:
@@ -110,33 +124,60 @@ class Trainer:
         self.model = task.model.to(device)
         if settings.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        # The fused CUDA kernel updates every parameter in one launch instead of several per step.
-        self.optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay,
-                                          fused=device.type == "cuda")
         self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            self.optimizer, T_0=settings.restart_period * self.steps_per_epoch, T_mult=settings.restart_mult)
+        self.optimizer, self.scheduler = self._optimizer() if task.trainable else (None, None)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.train_data = DeviceDataset(train, device, task.sigma, task.density_scale)
         self.val, self.val_images = val, images_tensor(val)
         self.fingerprint = _fingerprint(task, settings, train, val)
         self.start_epoch, self.history, self.best = 1, [], Best()
+        self.train, self.output_bias = train, None
+        self.outside, self.collapsed = 0, None   # validations in a row outside the range; the collapse
+
+    def _optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        s = self.settings
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise TrainingError(f"{self.task.where or self.task.label}: the model has no trainable parameters "
+                                f"(a baseline without learning says trainable: false in its method.yaml)")
+        # The fused CUDA kernel updates every parameter in one launch instead of several per step.
+        optimizer = torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, fused=self.device.type == "cuda")
+        warmup = round(s.warmup_epochs * self.steps_per_epoch)
+        period = s.restart_period * self.steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, warmup, period, s.restart_mult))
+        return optimizer, scheduler
 
     # ------------------------------------------------------------ the steps
     def fit(self) -> FitResult:
+        self.initialise_output()
+        if not self.task.trainable:  # a baseline without learning: its initial state is the model
+            self.record(0, float("nan"), self.validate_and_select(0, force=True), 0.0)
+            return self.result()
         self.resume()
         last_checkpoint = time.perf_counter()
         for epoch in range(self.start_epoch, self.settings.epochs + 1):
             tic = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             val_metrics = self.validate_and_select(epoch)
+            self.guard_collapse(epoch, val_metrics)
             self.record(epoch, train_loss, val_metrics, time.perf_counter() - tic)
+            if self.collapsed:
+                break
             if (epoch < self.settings.epochs
                     and time.perf_counter() - last_checkpoint >= self.settings.checkpoint_seconds):
                 self.checkpoint(epoch)
                 last_checkpoint = time.perf_counter()
         return self.result()
+
+    def initialise_output(self) -> None:
+        """Start the output at the training split's mean target per position (see output_init)."""
+        if self.task.output is None:
+            return
+        value = mean_target_per_position(self.train, self.task.stride, self.task.density_scale)
+        self.output_bias = init_output(self.model, self.task.output, value, self.task.where or self.task.label)
+        log.info("%s: output layer %s starts at %.4g per position (bias %.4g)", self.task.label,
+                 self.task.output["layer"], value, self.output_bias)
 
     def resume(self) -> None:
         """Continue from the checkpoint when it holds a run with the same settings and data."""
@@ -151,6 +192,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.generator.set_state(ckpt["generator"])
         self.start_epoch, self.history, self.best = ckpt["epoch"] + 1, ckpt["history"], Best(**ckpt["best"])
+        self.outside = ckpt.get("outside", 0)
         log.info("resuming from %s after epoch %d", self.checkpoint_path, ckpt["epoch"])
 
     def train_epoch(self, epoch: int) -> float:
@@ -162,16 +204,10 @@ class Trainer:
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
         for step in range(self.steps_per_epoch):
             batch = make_batch(self.train_data, plan, step, self.task.stride, s.channels_last)
-            with autocast(self.device, s.amp):
-                pred = model(batch.images)
-            loss = self.task.loss(pred, batch)
+            loss, _ = self.train_step(batch)
             # Checked at the end of the epoch, to avoid a host sync per step.
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step + 1, first_bad)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += loss
         bad_step = int(first_bad)
         if bad_step >= 0:
             saved = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.is_file()
@@ -180,26 +216,52 @@ class Trainer:
                                 f"{bad_step} of {self.steps_per_epoch}; {saved}")
         return float(loss_sum) / self.steps_per_epoch
 
-    def validate_and_select(self, epoch: int) -> dict | None:
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; the loss and the output (both detached, on the device)."""
+        with autocast(self.device, self.settings.amp):
+            pred = self.model(batch.images)
+        loss = self.task.loss(pred, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach(), pred.detach()
+
+    def validate_and_select(self, epoch: int, force: bool = False) -> dict | None:
         """Validation metrics on the epochs that validate (else None); keeps the best model."""
         s = self.settings
-        if epoch % s.val_every != 0 and epoch != s.epochs:
+        if not force and epoch % s.val_every != 0 and epoch != s.epochs:
             return None
         pred = count_images(self.model, self.val, self.device, self.task.count_scale, images=self.val_images,
                             amp=s.amp, channels_last=s.channels_last)
-        metrics = count_metrics(self.val.image_counts.astype(float), pred)
+        true = self.val.image_counts.astype(float)
+        metrics = count_metrics(true, pred)
+        metrics["count_ratio"] = float(pred.sum() / true.sum()) if true.sum() > 0 else float("nan")
         if metrics["mae"] < self.best.mae:
             # Kept on the device: a copy to the host would stall the next epoch's launches.
             self.best = Best(metrics["mae"], epoch,
                              {k: v.detach().clone() for k, v in self.model.state_dict().items()})
         return metrics
 
+    def guard_collapse(self, epoch: int, val_metrics: dict | None) -> None:
+        """Mark the run collapsed when the validation count ratio stays out of range."""
+        if val_metrics is None or math.isnan(val_metrics["count_ratio"]):
+            return
+        s, ratio = self.settings, val_metrics["count_ratio"]
+        self.outside = self.outside + 1 if not s.collapse_low <= ratio <= s.collapse_high else 0
+        if self.outside >= s.collapse_patience:
+            self.collapsed = {"epoch": epoch, "ratio": ratio}
+            log.error("%s: collapsed at epoch %d: validation predictions are %.3g times the true counts for %d "
+                      "validations in a row (accepted: %g to %g); training stopped, the run is marked collapsed",
+                      self.task.label, epoch, ratio, self.outside, s.collapse_low, s.collapse_high)
+
     def record(self, epoch: int, train_loss: float, val_metrics: dict | None, seconds: float) -> None:
         """Append the epoch to the history, log it and rewrite the CSV log."""
         row = {"epoch": epoch, "train_loss": train_loss,
                "val_mae": val_metrics["mae"] if val_metrics else "",
                "val_rmse": val_metrics["rmse"] if val_metrics else "",
-               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds}
+               "val_count_ratio": val_metrics["count_ratio"] if val_metrics else "",
+               "lr": self.optimizer.param_groups[0]["lr"] if self.optimizer else 0.0, "seconds": seconds}
         self.history.append(row)
         log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs", epoch,
                  self.settings.epochs, train_loss, f"{row['val_mae']:.3f}" if val_metrics else "-",
@@ -211,7 +273,7 @@ class Trainer:
             torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "model": self.model.state_dict(),
                         "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                         "generator": self.generator.get_state(), "history": self.history,
-                        "best": asdict(self.best)}, tmp)
+                        "best": asdict(self.best), "outside": self.outside}, tmp)
 
     def result(self) -> FitResult:
         if self.best.state is None:  # cannot happen: the last epoch always validates
@@ -220,7 +282,7 @@ class Trainer:
             state_dict={k: v.cpu() for k, v in self.best.state.items()},
             last_state_dict={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             best_epoch=self.best.epoch, best_val_mae=self.best.mae, epochs=self.settings.epochs,
-            history=self.history)
+            history=self.history, output_bias=self.output_bias, collapsed=self.collapsed)
 
 
 def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: TrainSettings, device: torch.device,
