@@ -24,7 +24,8 @@ from .errors import MethodError
 from .losses import LOSSES
 
 TARGETS = ("count", "density")
-_KNOWN_KEYS = {"description", "model", "options", "stride", "target", "loss", "localizer", "variants", "paper_name"}
+_KNOWN_KEYS = {"description", "model", "options", "stride", "target", "loss", "localizer", "variants", "paper_name",
+               "output"}  # output: read by the trainer (contract notes); only accepted here for now
 
 
 def methods_dir() -> Path:

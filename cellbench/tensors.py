@@ -24,6 +24,7 @@ class Batch:
     images: torch.Tensor            # (B, 3, H, W) normalised float
     counts: torch.Tensor            # (B,) dots inside each (cropped, augmented) patch
     density: torch.Tensor | None    # (B, 1, H/stride, W/stride) scaled density, for density targets
+    dots: torch.Tensor | None = None  # (B, 1, H, W) dots per input pixel, augmented like the images
 
 
 def normalise(images_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -121,4 +122,5 @@ def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, chann
     tensors = [ds.images[index], ds.dots[index]] + ([ds.density[index]] if ds.density is not None else [])
     tensors = augment(tensors, draws, plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
-    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density)
+    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
+                 dots=tensors[1])
