@@ -75,9 +75,10 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             raise ConfigError(f"datasets: unknown dataset {name!r}; known: {', '.join(known_datasets)}")
         if name not in config["targets"]:
             raise ConfigError(f"targets: no entry for dataset {name!r} (needs sigma and density_scale)")
-    if config["methods"] != "all":
+    named = ([] if config["methods"] == "all" else config["methods"]) + config["exclude_methods"]
+    if named:
         known_methods = sorted(available_methods() if known_methods is None else known_methods)
-        for name in config["methods"]:
+        for name in named:
             if name not in known_methods:
                 raise ConfigError(f"methods: unknown method {name!r}; known: {', '.join(known_methods)}")
     return config

@@ -94,8 +94,9 @@ def get_method(name: str) -> MethodSpec:
 
 
 def selected_methods(config: dict) -> list[str]:
-    """The methods a configuration runs: every one found, or its list."""
-    return available_methods() if config["methods"] == "all" else list(config["methods"])
+    """The methods a configuration runs: every one found, or its list; less ``exclude_methods``."""
+    chosen = available_methods() if config["methods"] == "all" else list(config["methods"])
+    return [m for m in chosen if m not in config.get("exclude_methods", [])]
 
 
 def describe(spec: MethodSpec) -> dict:
