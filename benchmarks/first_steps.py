@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -31,15 +27,8 @@ from cellbench.config import data_mirror, load_config
 from cellbench.data.prepare import PreparedDataset, prepare
 from cellbench.data.registry import load_dataset
 from cellbench.data.splits import make_split
-from cellbench.device import seed_everything
-from cellbench.methods import build_model, get_method, selected_methods
-from cellbench.stages.common import train_settings
-from cellbench.stages.train import counter_task
-from cellbench.training.batches import make_batch, plan_epoch
-from cellbench.training.trainer import Trainer
-
-log = logging.getLogger("first_steps")
-HEALTHY = (0.2, 5.0)   # predicted/true count ratio accepted from step --from on
+from cellbench.methods import selected_methods
+from cellbench.stages.first_steps import HEALTHY, first_steps, summary
 
 
 def prepared(dataset: str, config: dict, cache: Path) -> PreparedDataset:
@@ -60,54 +49,6 @@ def train_split(data: PreparedDataset, config: dict, seed: int) -> tuple[Prepare
     ratios = {k: config["split"][k] for k in ("train", "test", "val")}
     split = make_split(data.image_ids.tolist(), data.image_groups.tolist(), ratios, seed, config["split"]["grouped"])
     return data.subset(split["train"]), data.subset(split["val"])
-
-
-def first_steps(config: dict, dataset: str, method: str, data: PreparedDataset, steps: int, seed: int,
-                setting: str) -> list[dict]:
-    """Per step: loss, mean predicted and true count of the batch, their ratio, learning rate."""
-    seed_everything(seed, False)
-    spec = get_method(method)
-    train, val = train_split(data, config, seed)
-    settings = train_settings(config, seed)
-    task = counter_task(config, dataset, spec, build_model(spec, "none"), seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(task, train, val, settings, torch.device("cpu"), Path(tmp) / "c.ckpt", Path(tmp) / "c.csv")
-    trainer.initialise_output()
-    rows, step, tic = [], 0, time.perf_counter()
-    while step < steps:
-        plan = plan_epoch(trainer.train_data, settings.batch_size, trainer.generator, settings.crop_size)
-        for i in range(trainer.steps_per_epoch):
-            if step == steps:
-                break
-            batch = make_batch(trainer.train_data, plan, i, task.stride, settings.channels_last)
-            lr = trainer.optimizer.param_groups[0]["lr"] if trainer.optimizer else 0.0
-            if task.trainable:
-                loss, pred = trainer.train_step(batch)
-            else:
-                with torch.no_grad():
-                    pred = trainer.model(batch.images)
-                loss = task.loss(pred, batch)
-            predicted = float(pred.float().sum()) / task.count_scale / len(batch.counts)
-            true = float(batch.counts.sum()) / len(batch.counts)
-            step += 1
-            rows.append({"dataset": dataset, "method": method, "setting": setting, "step": step,
-                         "loss": float(loss), "pred_count": predicted, "true_count": true,
-                         "ratio": predicted / true if true > 0 else math.nan, "lr": lr,
-                         "seconds": time.perf_counter() - tic})
-            log.info("%s %s %s step %d/%d: loss %.4g, predicted %.1f, true %.1f per patch", dataset, method, setting,
-                     step, steps, float(loss), predicted, true)
-    return rows
-
-
-def summary(frame: pd.DataFrame, start: int) -> pd.DataFrame:
-    def one(group: pd.DataFrame) -> pd.Series:
-        later = group[group["step"] >= start]["ratio"]
-        healthy = bool(later.between(*HEALTHY).all()) if len(later) else False
-        return pd.Series({"steps": int(group["step"].max()), "ratio_step1": group["ratio"].iloc[0],
-                          f"min_ratio_from_{start}": later.min(), f"max_ratio_from_{start}": later.max(),
-                          "seconds_per_step": group["seconds"].iloc[-1] / len(group),
-                          "verdict": "healthy" if healthy else "COLLAPSED or unstable"})
-    return frame.groupby(["dataset", "method", "setting"], sort=False).apply(one, include_groups=False).reset_index()
 
 
 def plot(frame: pd.DataFrame, path: Path) -> None:
@@ -157,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:
         data = prepared(dataset, config, args.out)
         for method in methods:
-            rows = pd.DataFrame(first_steps(config, dataset, method, data, args.steps, args.seed, setting))
+            train, val = train_split(data, config, args.seed)
+            rows = pd.DataFrame(first_steps(config, dataset, method, train, val, args.steps, args.seed, setting))
             rows.to_csv(csv, mode="a", header=not csv.is_file(), index=False, float_format="%.5g")
     frame = pd.read_csv(csv)
     table = summary(frame, args.start)

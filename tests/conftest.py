@@ -35,3 +35,16 @@ def prepared(mirror):
         spec = load_dataset(name)
         out[name] = prepare(get_reader(spec.reader)(mirror / spec.folder), spec.preprocess)
     return out
+
+
+@pytest.fixture(scope="session")
+def mbm_prepared(prepared):
+    return prepared["MBM"]
+
+
+@pytest.fixture
+def mbm_small(prepared):
+    """8 MBM training images (32 patches) and 2 validation images."""
+    data = prepared["MBM"]
+    ids = data.image_ids.tolist()
+    return data.subset(ids[:8]), data.subset(ids[8:10])

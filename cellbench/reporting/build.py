@@ -31,9 +31,10 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     paper = paper_numbers()
     paper_names = {m: specs[m].paper_name for m in methods}
 
-    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names)
+    floors = [m for m in methods if specs[m].floor]
+    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors)
     tables.write_table(frame, grid, out / "table2")
-    frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names)
+    frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors)
     tables.write_table(frame, grid, out / "table3")
     stats = [read_json(results / "stats" / f"{d}.json") for d in datasets if (results / "stats" / f"{d}.json").is_file()]
     frame, grid = tables.table1(stats)

@@ -26,7 +26,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
             for seed in seeds:
                 path = run_dir(results, dataset, method, seed) / PREDICTIONS
                 row = {"dataset": dataset, "method": method, "seed": seed, "mae": np.nan, "rmse": np.nan,
-                       "mse": np.nan, "n_images": 0, "present": path.is_file()}
+                       "mse": np.nan, "n_images": 0, "present": path.is_file(), "collapsed": False}
                 if path.is_file():
                     frame = pd.read_csv(path)
                     row.update(count_metrics(frame["true_count"], frame["pred_count"]))
@@ -38,6 +38,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                         row["best_val_mae"] = metrics.get("best_val_mae")
                         row["best_epoch"] = metrics.get("best_epoch")
                         row["last_epoch_mae"] = (metrics.get("last_epoch") or {}).get("mae")
+                        row["collapsed"] = metrics.get("status") == "collapsed"
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -46,7 +47,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation (ddof=1 when two or more seeds) over the seeds that ran."""
     def agg(group: pd.DataFrame) -> pd.Series:
         done = group[group["present"]]
-        out = {"n_seeds": len(done)}
+        out = {"n_seeds": len(done), "n_collapsed": int(done["collapsed"].sum())}
         for metric in ("mae", "rmse"):
             values = done[metric].to_numpy(float)
             out[f"{metric}_mean"] = values.mean() if len(values) else np.nan

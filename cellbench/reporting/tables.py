@@ -16,6 +16,11 @@ from ..io import write_text
 
 METRIC_LABELS = {"mae": "MAE", "rmse": "MSE (=RMSE)"}
 MISSING = "missing"
+BELOW_FLOOR = "†"
+
+
+def _collapsed(n_collapsed: int, n: int) -> str:
+    return f"collapsed ({n_collapsed} of {n} seeds)"
 
 
 @dataclass
@@ -43,9 +48,20 @@ def _num(x) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _floor_means(summary: pd.DataFrame, floors: list[str], dataset: str, metric: str) -> float:
+    """The lowest mean of the floor baselines (mean_count) on ``dataset``; NaN without one."""
+    values = [_seed_summary(summary, dataset, f, metric)[0] for f in floors]
+    values = [v for v in values if not math.isnan(v)]
+    return min(values) if values else float("nan")
+
+
 def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], methods: list[str],
-           paper_names: dict[str, str | None]) -> tuple[pd.DataFrame, Grid]:
-    """Our methods on every dataset (mean ± std over seeds), the paper's value and the difference."""
+           paper_names: dict[str, str | None], floors: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
+    """Our methods on every dataset (mean ± std over seeds), the paper's value and the difference.
+
+    A method with a collapsed seed shows "collapsed", never a number; one whose mean is not
+    below the floor baseline's (``floors``, e.g. mean_count) is marked with a dagger."""
+    floors = floors or []
     tidy, cells, best = [], {}, {}
     # Table 2 rows first; a method only in Table 3 (the ablation) takes its numbers from there.
     p2 = paper.sort_values("table", kind="stable").drop_duplicates(["method", "dataset"])
@@ -57,13 +73,17 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
                 mean = _num(row[f"{metric}_mean"].iloc[0]) if len(row) else float("nan")
                 std = _num(row[f"{metric}_std"].iloc[0]) if len(row) else float("nan")
                 n = int(row["n_seeds"].iloc[0]) if len(row) else 0
+                n_collapsed = int(row["n_collapsed"].iloc[0]) if len(row) and "n_collapsed" in row else 0
+                floor = _floor_means(summary, floors, dataset, metric)
+                beats_floor = None if method in floors or math.isnan(floor) or math.isnan(mean) else bool(mean < floor)
                 ref = p2[(p2["method"] == paper_names.get(method)) & (p2["dataset"] == dataset)]
                 paper_value = float(ref[metric].iloc[0]) if len(ref) else float("nan")
                 tidy.append({"dataset": dataset, "method": method, "paper_name": paper_names.get(method),
                              "metric": METRIC_LABELS[metric], "mean": mean, "std": std, "n_seeds": n,
+                             "n_collapsed": n_collapsed, "beats_floor": beats_floor,
                              "paper": paper_value, "diff_vs_paper": mean - paper_value})
-                cells[(method, dataset, metric)] = (mean, std, n, paper_value)
-                if not math.isnan(mean):
+                cells[(method, dataset, metric)] = (mean, std, n, paper_value, n_collapsed, beats_floor)
+                if not math.isnan(mean) and not n_collapsed and method not in floors:
                     means[method] = mean
             if means:
                 best[(dataset, metric)] = min(means, key=means.get)
@@ -76,16 +96,25 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
         ours, ref, diff = [method, "ours (mean ± std, n seeds)"], [method, f"paper ({paper_names.get(method) or '-'})"], [method, "ours - paper"]
         for dataset in datasets:
             for metric in METRIC_LABELS:
-                mean, std, n, paper_value = cells[(method, dataset, metric)]
+                mean, std, n, paper_value, n_collapsed, beats_floor = cells[(method, dataset, metric)]
                 if best.get((dataset, metric)) == method:
                     bold.add((len(rows), len(ours)))
-                ours.append(_fmt(mean, std, n) if n else MISSING)
+                if not n:
+                    ours.append(MISSING)
+                elif n_collapsed:
+                    ours.append(_collapsed(n_collapsed, n))
+                else:
+                    ours.append(_fmt(mean, std, n) + (f" {BELOW_FLOOR}" if beats_floor is False else ""))
                 ref.append(_fmt(paper_value, digits=1) if not math.isnan(paper_value) else "-")
                 delta = mean - paper_value
                 diff.append(f"{delta:+.2f}" if not math.isnan(delta) else "-")
         rows += [ours, ref, diff]
     notes = ["MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error; ours is computed the same way.",
-             "Bold: lowest mean among our methods in that column. 'missing': the run has no predictions.csv."]
+             "Bold: lowest mean among our methods in that column. 'missing': the run has no predictions.csv.",
+             "'collapsed': the collapse guard stopped a seed (predictions stayed far from the true counts); no "
+             "number is shown.",
+             f"{BELOW_FLOOR}: not better than the floor ({', '.join(floors) or 'none run'}: the training split's mean "
+             f"count for every image)."]
     return frame, Grid("Table 2: counting error per dataset", columns, rows, bold, notes)
 
 
@@ -97,13 +126,26 @@ def _seed_summary(summary: pd.DataFrame, dataset: str, method: str, metric: str)
     return _num(row[f"{metric}_mean"].iloc[0]), _num(row[f"{metric}_std"].iloc[0]), int(row["n_seeds"].iloc[0])
 
 
+def _n_collapsed(summary: pd.DataFrame, dataset: str, method: str) -> int:
+    row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+    return int(row["n_collapsed"].iloc[0]) if len(row) and "n_collapsed" in row else 0
+
+
+def _cell(summary: pd.DataFrame, dataset: str, method: str, value: tuple[float, float, int]) -> str:
+    """A mean ± std (n) cell, or "missing", or "collapsed (k of n seeds)"."""
+    if not value[2]:
+        return MISSING
+    collapsed = _n_collapsed(summary, dataset, method)
+    return _collapsed(collapsed, value[2]) if collapsed else _fmt(*value)
+
+
 def _paper_value(paper: pd.DataFrame, name: str | None, dataset: str, metric: str) -> float:
     ref = paper[(paper["method"] == name) & (paper["dataset"] == dataset)][metric]
     return float(ref.iloc[0]) if name and len(ref) else float("nan")
 
 
 def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pairs: list[tuple[str, str]],
-           paper_names: dict[str, str | None]) -> tuple[pd.DataFrame, Grid]:
+           paper_names: dict[str, str | None], floors: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
     """Each ablation beside its full method, and the improvement in % ((ablated - full) / ablated).
 
     ``pairs`` holds (full, ablated) method names, from the methods' ``ablation_of``."""
@@ -119,7 +161,9 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
         for dataset in datasets:
             for metric in METRIC_LABELS:
                 without, with_ = (_seed_summary(summary, dataset, m, metric) for m in (ablated, full))
-                improvement = 100 * (without[0] - with_[0]) / without[0] if without[2] and with_[2] else float("nan")
+                comparable = (without[2] and with_[2] and not _n_collapsed(summary, dataset, ablated)
+                              and not _n_collapsed(summary, dataset, full))
+                improvement = 100 * (without[0] - with_[0]) / without[0] if comparable else float("nan")
                 pw, pf = (_paper_value(p3, names[m], dataset, metric) for m in (ablated, full))
                 paper_improvement = 100 * (pw - pf) / pw if pw == pw and pf == pf else float("nan")
                 tidy.append({"full": full, "ablated": ablated, "dataset": dataset, "metric": METRIC_LABELS[metric],
@@ -128,15 +172,24 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
                              "improvement_pct": improvement, "paper_ablated": pw, "paper_full": pf,
                              "paper_improvement_pct": paper_improvement})
                 values = list(rows.values())
-                values[0].append(_fmt(*without) if without[2] else MISSING)
-                values[1].append(_fmt(*with_) if with_[2] else MISSING)
+                values[0].append(_cell(summary, dataset, ablated, without))
+                values[1].append(_cell(summary, dataset, full, with_))
                 values[2].append(f"{improvement:.1f}%" if improvement == improvement else MISSING)
                 values[3].append(_fmt(pw, digits=1))
                 values[4].append(_fmt(pf, digits=1))
                 values[5].append(f"{paper_improvement:.1f}%" if paper_improvement == paper_improvement else "-")
-                if without[2] and with_[2]:
+                if comparable:
                     bold.add((first + (0 if without[0] < with_[0] else 1), len(values[0]) - 1))
         table_rows += list(rows.values())
+    for floor in floors or []:
+        row = [f"{floor} (ours, the floor)"]
+        for dataset in datasets:
+            for metric in METRIC_LABELS:
+                mean, std, n = _seed_summary(summary, dataset, floor, metric)
+                row.append(_cell(summary, dataset, floor, (mean, std, n)))
+                tidy.append({"full": None, "ablated": floor, "dataset": dataset, "metric": METRIC_LABELS[metric],
+                             "ablated_mean": mean, "ablated_std": std, "ablated_seeds": n})
+        table_rows.append(row)
     notes = ["Improvement = (ablated - full) / ablated. Bold: the better of our two rows.",
              "MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error."]
     return pd.DataFrame(tidy), Grid("Table 3: ablations (DCL's global message passing, GMP)", columns, table_rows,
