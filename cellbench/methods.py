@@ -23,8 +23,9 @@ from .config import deep_merge, load_yaml
 from .errors import MethodError
 from .losses import LOSSES
 
-TARGETS = ("count", "density")
-_KNOWN_KEYS = {"description", "model", "options", "stride", "target", "loss", "localizer", "variants", "paper_name"}
+TARGETS = ("count", "density", "points")
+_KNOWN_KEYS = {"description", "model", "options", "stride", "target", "loss", "localizer", "variants", "paper_name",
+               "output"}  # output: read by the trainer (bias initialisation; see /work/notes/method_contract.md)
 
 
 def methods_dir() -> Path:

@@ -24,6 +24,10 @@ class Batch:
     images: torch.Tensor            # (B, 3, H, W) normalised float
     counts: torch.Tensor            # (B,) dots inside each (cropped, augmented) patch
     density: torch.Tensor | None    # (B, 1, H/stride, W/stride) scaled density, for density targets
+    dots: torch.Tensor | None = None        # (B, 1, H, W) dots per input pixel, augmented like the image
+    points: torch.Tensor | None = None      # (B, N, 2) (x, y) pixel coordinates of the dots, zero-padded
+    point_mask: torch.Tensor | None = None  # (B, N) bool: which rows of ``points`` are real
+    density_scale: float = 1.0
 
 
 def normalise(images_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -47,6 +51,7 @@ class DeviceDataset:
         self.images = images_tensor(data).to(device)
         self.dots = torch.stack([dot_map(data.patch_points(p), h, w) for p in range(len(data.images))])[:, None].to(device)
         self.density = None
+        self.density_scale = density_scale
         if sigma is not None:
             self.density = (torch.stack([density_map(data.patch_points(p), h, w, sigma)
                                          for p in range(len(data.images))])[:, None] * density_scale).to(device)
@@ -115,10 +120,31 @@ def augment(tensors: list[torch.Tensor], draws: torch.Tensor, crop_size: int | N
     return out
 
 
+def dot_points(dots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, 2) (x, y) pixel coordinates of the dots of a (B, 1, H, W) dot map (a pixel holding k
+    dots gives k rows), zero-padded to the largest N, and the (B, N) mask of real rows."""
+    b, _, _, w = dots.shape
+    flat = dots.reshape(b, -1).round().long()
+    index = torch.nonzero(flat)                                   # (M, 2): image, pixel
+    repeats = flat[index[:, 0], index[:, 1]]
+    index = index.repeat_interleave(repeats, dim=0)
+    per_image = torch.bincount(index[:, 0], minlength=b)
+    n = int(per_image.max()) if b else 0
+    start = torch.cumsum(per_image, 0) - per_image
+    slot = torch.arange(len(index), device=dots.device) - start[index[:, 0]]
+    points = torch.zeros(b, n, 2, device=dots.device)
+    mask = torch.zeros(b, n, dtype=torch.bool, device=dots.device)
+    points[index[:, 0], slot] = torch.stack([index[:, 1] % w, index[:, 1] // w], dim=1).float()
+    mask[index[:, 0], slot] = True
+    return points, mask
+
+
 def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, channels_last: bool) -> Batch:
     draws = plan.step(step)
     index = draws[0]
     tensors = [ds.images[index], ds.dots[index]] + ([ds.density[index]] if ds.density is not None else [])
     tensors = augment(tensors, draws, plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
-    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density)
+    points, point_mask = dot_points(tensors[1])
+    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
+                 dots=tensors[1], points=points, point_mask=point_mask, density_scale=ds.density_scale)
