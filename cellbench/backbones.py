@@ -21,10 +21,11 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# torchvision's layer configurations ("D" = VGG-16, "E" = VGG-19) and ImageNet weights.
+# torchvision's layer configurations ("D" = VGG-16, "E" = VGG-19), batch norm, and ImageNet weights.
 _ARCHS = {
-    "vgg16": ("D", models.VGG16_Weights.IMAGENET1K_V1),
-    "vgg19": ("E", models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg16": ("D", False, models.VGG16_Weights.IMAGENET1K_V1),
+    "vgg16_bn": ("D", True, models.VGG16_BN_Weights.IMAGENET1K_V1),
+    "vgg19": ("E", False, models.VGG19_Weights.IMAGENET1K_V1),
 }
 
 
@@ -32,10 +33,10 @@ def _cached_weights_file(weights: models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def _features(cfg: str, state: dict | None) -> nn.Sequential:
+def _features(cfg: str, state: dict | None, batch_norm: bool = False) -> nn.Sequential:
     """Only the convolutional part: building the whole VGG would initialise a 120M-parameter
     classifier that is thrown away (seconds per model on a CPU)."""
-    features = vgg.make_layers(vgg.cfgs[cfg], batch_norm=False)
+    features = vgg.make_layers(vgg.cfgs[cfg], batch_norm=batch_norm)
     for m in features.modules():
         if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -47,18 +48,18 @@ def _features(cfg: str, state: dict | None) -> nn.Sequential:
 
 def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, str]:
     """The ``features`` part of a torchvision VGG and a description of its initialisation."""
-    cfg, weights = _ARCHS[arch]
+    cfg, bn, weights = _ARCHS[arch]
     if pretrained == "none":
-        return _features(cfg, None), "random initialisation"
+        return _features(cfg, None, bn), "random initialisation"
     if pretrained == "auto":
         if _cached_weights_file(weights).is_file():
-            return _features(cfg, weights.get_state_dict(progress=False)), f"ImageNet ({weights}, torchvision cache)"
+            return _features(cfg, weights.get_state_dict(progress=False), bn), f"ImageNet ({weights}, torchvision cache)"
         log.warning("%s: ImageNet weights not in the local torch cache (%s); using random initialisation",
                     arch, _cached_weights_file(weights))
-        return _features(cfg, None), "random initialisation (ImageNet weights not available)"
+        return _features(cfg, None, bn), "random initialisation (ImageNet weights not available)"
     if pretrained == "imagenet":
         try:
-            return _features(cfg, weights.get_state_dict(progress=False)), f"ImageNet ({weights})"
+            return _features(cfg, weights.get_state_dict(progress=False), bn), f"ImageNet ({weights})"
         except Exception as exc:  # network and hash errors come in many types
             raise ConfigError(f"train.pretrained: imagenet: cannot load {weights} ({exc}); with no network, "
                               f"download {weights.url} elsewhere and give its path, or use 'none'") from exc
@@ -67,7 +68,7 @@ def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, st
     if not path.is_file():
         raise ConfigError(f"train.pretrained: {pretrained!r} is neither none/auto/imagenet nor an existing file")
     try:
-        features = _features(cfg, torch.load(path, map_location="cpu", weights_only=True))
+        features = _features(cfg, torch.load(path, map_location="cpu", weights_only=True), bn)
     except Exception as exc:
         raise ConfigError(f"train.pretrained: {path} is not a state dict of torchvision {arch} ({exc})") from exc
     return features, f"ImageNet (local file {path})"

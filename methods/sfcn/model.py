@@ -1,0 +1,56 @@
+"""SFCN (Wang, Gao, Lin and Yuan, CVPR 2019): VGG-16 front end, dilated back end, spatial encoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cellbench.backbones import vgg_features
+
+
+class SpatialPass(nn.Module):
+    """One axis of the spatial encoder (SCNN-style message passing, the original's convDU / convLR).
+
+    Slices of the map along ``dim`` (rows for dim=2, columns for dim=3) are visited in order and
+    each receives ``relu(conv(previous slice))``, first forwards then backwards, with one shared
+    convolution whose kernel lies along the slice (1 x k for rows, k x 1 for columns).
+    """
+
+    def __init__(self, channels: int, kernel: int, dim: int):
+        super().__init__()
+        self.dim = dim
+        shape = (1, kernel) if dim == 2 else (kernel, 1)
+        self.conv = nn.Conv2d(channels, channels, shape, padding=(shape[0] // 2, shape[1] // 2))
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slices = list(x.split(1, dim=self.dim))
+        for i in range(1, len(slices)):
+            slices[i] = slices[i] + self.relu(self.conv(slices[i - 1]))
+        for i in range(len(slices) - 2, -1, -1):
+            slices[i] = slices[i] + self.relu(self.conv(slices[i + 1]))
+        return torch.cat(slices, dim=self.dim)
+
+
+class SFCN(nn.Module):
+    def __init__(self, backend: tuple[int, ...] = (512, 512, 512, 256, 128, 64), dilation: int = 2,
+                 encoder_kernel: int = 9, pretrained: str = "none"):
+        super().__init__()
+        features, self.init_description = vgg_features("vgg16", pretrained)
+        self.frontend = features[:23]  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools (stride 8)
+        layers, cin = [], 512
+        for cout in backend:
+            layers += [nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+            cin = cout
+        self.backend = nn.Sequential(*layers)
+        self.encoder = nn.Sequential(SpatialPass(cin, encoder_kernel, dim=2),   # down-up (convDU)
+                                     SpatialPass(cin, encoder_kernel, dim=3))   # left-right (convLR)
+        self.output = nn.Conv2d(cin, 1, kernel_size=1)
+        self.relu = nn.ReLU()
+        for module in [*self.backend.modules(), *self.encoder.modules(), self.output]:
+            if isinstance(module, nn.Conv2d):  # the original's initialisation of the new layers
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.output(self.encoder(self.backend(self.frontend(x)))))
