@@ -22,7 +22,7 @@ SIZES = [(64, 64), (96, 96), (128, 128), (256, 256), (128, 192)]
 
 def _countception():
     resolve_loss(get_method("countception"))  # loads the method's model.py (its loss lives there)
-    return sys.modules["cellbench_methods.countception.model"]
+    return sys.modules["cellbench_plugins.methods.countception.model"]
 
 
 def test_the_classic_methods_are_listed(capsys):

@@ -44,9 +44,8 @@ def _batch(stride: int, density_scale: float, target: str, size: int = 64, batch
         cols = torch.randint(0, size, (n,), generator=g)
         dots[b, 0].index_put_((rows, cols), torch.ones(n), accumulate=True)
     density = sum_pool(dots, stride) * density_scale if target == "density" else None
-    points, mask = dot_points(dots)
-    return Batch(images=images, counts=dots.sum(dim=(1, 2, 3)), density=density, dots=dots, points=points,
-                 point_mask=mask, density_scale=density_scale)
+    return Batch(images=images, counts=dots.sum(dim=(1, 2, 3)), density=density, dots=dots,
+                 density_scale=density_scale)
 
 
 @pytest.mark.parametrize("name", sorted(STRIDES))

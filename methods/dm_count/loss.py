@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from ot.batch import bregman_log_projection_batch
 
-from cellbench.targets import sum_pool
+from cellbench.training.targets import sum_pool
 
 WOT = 0.1                  # weight of the OT loss
 WTV = 0.01                 # weight of the TV loss
