@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a train.* setting to change, e.g. warmup_epochs=0 (names the setting in the output)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/first_steps"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rebuild summary.md and the plot from --out/first_steps.csv")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
@@ -90,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     config["train"].update(device="cpu", pretrained="none", crop_size=None, amp=False, channels_last=False)
     for item in args.set:
         key, _, value = item.partition("=")
-        config["train"][key] = float(value)
+        number = float(value)
+        config["train"][key] = int(number) if number.is_integer() else number
     setting = ",".join(args.set) or "default"
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "first_steps.csv"
-    methods = args.methods or selected_methods(config)
-    for dataset in args.datasets:
+    methods = [] if args.report_only else args.methods or selected_methods(config)
+    for dataset in args.datasets if methods else []:
         data = prepared(dataset, config, args.out)
         for method in methods:
             train, val = train_split(data, config, args.seed)

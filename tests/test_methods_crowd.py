@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from cellbench.config import load_yaml
 from cellbench.methods import build_model, get_method, resolve_loss
 from cellbench.training.batches import Batch
+from cellbench.training.output_init import init_output
 from cellbench.training.batches import points_from_dots as dot_points
 from cellbench.training.targets import sum_pool
 
@@ -57,11 +57,9 @@ def test_a_few_steps_lower_the_loss(name):
     # SASNet decodes at full resolution: one image keeps the test within its time on 2 shared cores.
     batch = _batch(spec.stride, 100.0 if spec.target == "density" else 1.0, spec.target,
                    batch=1 if name == "sasnet" else 2)
-    output = load_yaml(spec.definition)["output"]
-    if output is not None:  # as the trainer does: activation(bias) = the mean target per output position
-        mean = batch.density.mean() if batch.density is not None else batch.counts.mean() / (64 // spec.stride) ** 2
-        assert output["activation"] == "relu"
-        torch.nn.init.constant_(model.get_submodule(output["layer"]).bias, mean.item())
+    # as the trainer does: the output starts at the mean target per output position
+    mean = batch.density.mean() if batch.density is not None else batch.counts.mean() / (64 // spec.stride) ** 2
+    init_output(model, spec.output, mean.item(), name)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []
     for step in range(3):
@@ -76,11 +74,11 @@ def test_a_few_steps_lower_the_loss(name):
 
 
 def test_output_keys_name_a_conv_with_a_bias():
-    for name in ("sfcn", "dm_count"):
-        output = load_yaml(get_method(name).definition)["output"]
-        layer = _model(name).get_submodule(output["layer"])
-        assert isinstance(layer, torch.nn.Conv2d) and layer.bias is not None and output["activation"] == "relu"
-    assert load_yaml(get_method("sasnet").definition)["output"] is None
+    for name in ("sfcn", "dm_count", "sasnet"):
+        output = get_method(name).output
+        for layer_name in output["layer"] if isinstance(output["layer"], list) else [output["layer"]]:
+            layer = _model(name).get_submodule(layer_name)
+            assert isinstance(layer, torch.nn.Conv2d) and layer.bias is not None and output["activation"] == "relu"
 
 
 # --- DM-Count's optimal-transport loss ------------------------------------------------------
