@@ -20,10 +20,7 @@ _BLOCK = re.compile(r"(<!-- keys: (?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- end 
 def _default(node: dict) -> str:
     if "default" not in node:
         return "required" if node.get("_required") else "-"
-    value = node["default"]
-    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        return "see below" if len(json.dumps(value)) > 60 else f"`{json.dumps(value)}`"
-    return f"`{json.dumps(value)}`" if not isinstance(value, dict) or value else "`{}`"
+    return f"`{json.dumps(node['default'])}`"
 
 
 def _rows(node: dict, prefix: str = "") -> list[str]:

@@ -76,3 +76,8 @@ def test_snakemake_refuses_a_bad_config_naming_the_key(tmp_path):
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "lr" in result.stderr + result.stdout and "minimum" in result.stderr + result.stdout
+
+
+def test_key_tables_in_the_readmes_match_the_schemas():
+    from cellbench.docs import update_docs
+    assert update_docs(check=True) == [], "run: python -m cellbench docs"
