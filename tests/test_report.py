@@ -99,6 +99,40 @@ def test_missing_run_is_shown_as_missing(fake_results, tmp_path):
     assert not per_seed[(per_seed["method"] == "mcnn")]["present"].any()
 
 
+def test_collapsed_run_is_never_a_number(fake_results, tmp_path):
+    results, _ = fake_results
+    metrics = results / "VGG" / "csrnet" / "seed1" / "metrics.json"
+    metrics.write_text(json.dumps({"status": "collapsed", "collapse": {"epoch": 7, "ratio": 0.01}}))
+    out = _build(results, tmp_path / "reports", METHODS)
+    table2 = pd.read_csv(out / "table2.csv")
+    vgg = table2[(table2["method"] == "csrnet") & (table2["dataset"] == "VGG")]
+    assert (vgg["n_collapsed"] == 1).all()
+    row = next(line for line in (out / "table2.md").read_text().splitlines() if line.startswith("| csrnet | ours"))
+    cells = row.split(" | ")
+    assert cells[2] == cells[3] == "collapsed (1 of 2 seeds)"      # VGG MAE and RMSE
+    assert "collapsed" not in cells[4] and "**" not in cells[2]    # MBM is fine; never bold
+
+
+def test_methods_not_beating_the_floor_are_marked(fake_results, tmp_path):
+    results, truth = fake_results
+    for dataset in ("VGG", "MBM"):   # a floor that every method beats on MBM and none on VGG
+        for seed in (0, 1):
+            frame = pd.read_csv(results / dataset / "dcl" / f"seed{seed}" / "predictions.csv", dtype={"image_id": str})
+            offset = 0.5 if dataset == "VGG" else 500.0
+            frame["pred_count"] = frame["true_count"] + offset
+            run = results / dataset / "mean_count" / f"seed{seed}"
+            run.mkdir(parents=True)
+            frame.to_csv(run / "predictions.csv", index=False)
+    out = _build(results, tmp_path / "reports", METHODS + ["mean_count"])
+    table2 = pd.read_csv(out / "table2.csv")
+    marks = table2[(table2["metric"] == "MAE") & (table2["method"] != "mean_count")].set_index(["dataset", "method"])
+    assert not marks.loc["VGG"]["beats_floor"].any() and marks.loc["MBM"]["beats_floor"].all()
+    row = next(line for line in (out / "table2.md").read_text().splitlines() if line.startswith("| dcl | ours"))
+    assert row.split(" | ")[2].strip("*").endswith("†") and not row.split(" | ")[4].strip("*").endswith("†")
+    floor_rows = [line for line in (out / "table3.md").read_text().splitlines() if "mean_count (ours, the floor)" in line]
+    assert len(floor_rows) == 1
+
+
 def test_latex_is_a_well_formed_tabular(reports):
     for name in ("table2", "table3"):
         tex = (reports / f"{name}.tex").read_text()

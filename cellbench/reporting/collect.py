@@ -66,6 +66,8 @@ def paired_differences(results: Path, dataset: str, method_a: str, method_b: str
             continue
         fa, fb = pd.read_csv(pa, dtype={"image_id": str}), pd.read_csv(pb, dtype={"image_id": str})
         merged = fa.merge(fb, on="image_id", suffixes=("_a", "_b"))
+        if merged.empty:  # no image in common: nothing to pair on this seed
+            continue
         ea = (merged["pred_count_a"] - merged["true_count_a"]).abs()
         eb = (merged["pred_count_b"] - merged["true_count_b"]).abs()
         per_seed.append(ea.mean() - eb.mean())
