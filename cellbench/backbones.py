@@ -72,3 +72,13 @@ def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, st
     except Exception as exc:
         raise ConfigError(f"train.pretrained: {path} is not a state dict of torchvision {arch} ({exc})") from exc
     return features, f"ImageNet (local file {path})"
+
+
+def orthogonal_init(model: nn.Module) -> None:
+    """Orthogonal weights and zero biases for every convolution of ``model`` (the initialisation
+    of the Keras cell counters, FCRN-A and the counting U-Net, trained from scratch)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.orthogonal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.backbones import orthogonal_init
+
 DOWN = 8  # three 2x2 max-pools: the input is padded to a multiple of this and the output cropped
 
 
@@ -41,11 +43,7 @@ class FCRNA(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers)
         self.output = nn.Conv2d(cin, 1, kernel_size=1)  # linear output; its bias is set by the trainer
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):  # the authors' Keras code: orthogonal weights
-                nn.init.orthogonal_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        orthogonal_init(self)  # as the authors' Keras code
         self.init_description = "random initialisation (orthogonal; FCRN-A is trained from scratch)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.backbones import orthogonal_init
+
 
 def block(cin: int, cout: int, convs: int) -> nn.Sequential:
     """``convs`` times: 3x3 'same' convolution (no bias), batch normalisation, ReLU."""
@@ -28,11 +30,7 @@ class UNet(nn.Module):
         # the last stage has one convolution, as in the authors' code.
         self.decoder = nn.ModuleList(block(2 * width, width, 2 if i < depth - 1 else 1) for i in range(depth))
         self.output = nn.Conv2d(width, 1, kernel_size=1)  # linear output; its bias is set by the trainer
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):  # orthogonal weights, as the authors' Keras code
-                nn.init.orthogonal_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        orthogonal_init(self)  # as the authors' Keras code
         self.init_description = "random initialisation (orthogonal; trained from scratch)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
