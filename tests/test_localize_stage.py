@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -129,5 +128,4 @@ def test_a_map_without_peaks_gives_undefined_precision(mbm_files, tmp_path):
     summary = json.loads((run / runs.LOCALIZATION_SUMMARY).read_text())
     assert summary["sources"]["counter"]["threshold"] == "-inf"
     assert summary["sources"]["counter"]["test"]["threshold"]["13.5"]["precision"] is None
-    assert len(pd.read_csv(run / runs.POINTS)) == 0 if (run / runs.POINTS).stat().st_size > 1 else True
-    assert np.isfinite(frame["true_count"]).all()
+    assert len(pd.read_csv(run / runs.POINTS)) == 0

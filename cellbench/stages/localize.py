@@ -38,7 +38,7 @@ from ..io import atomic_path, write_json
 from ..localization import (Counts, Peaks, choose_threshold, count_rule, find_peaks, image_peaks, match_radii,
                             radii_for, rounded_count, threshold_rule, total, true_points)
 from ..methods import get_method
-from .common import load_split, setup
+from .common import inference_options, load_splits, setup
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,8 @@ def localize_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     tic = time.perf_counter()
     device = setup(config, seed, threads)
     spec = get_method(method)
-    limits = config["train"]["max_images"]
-    test = load_split(prepared, split_file, "test", limits["test"])
-    val = load_split(prepared, split_file, "val", limits["val"])
-    options = {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"]}
+    val, test = load_splits(config, prepared, split_file, "val", "test")
+    options = inference_options(config)
     radii = radii_for(dataset)
     distance = min_distance(test, dataset)
     saved = runs.SavedCounter.read(run_dir)
@@ -163,7 +161,7 @@ def localize_stage(config: dict, dataset: str, method: str, seed: int, prepared:
         rows += source_rows
         points += source_points
         summary[source] = {
-            "threshold": _nan_to_none(choice.threshold) if math.isfinite(choice.threshold) else str(choice.threshold),
+            "threshold": choice.threshold if math.isfinite(choice.threshold) else str(choice.threshold),
             "val_counts": {"tp": choice.counts.tp, "fp": choice.counts.fp, "fn": choice.counts.fn},
             "val_f1": _nan_to_none(choice.counts.f1), "map_stride": maps["test"].stride,
             "test": _set_scores(pd.DataFrame(source_rows))}
