@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     stage("stats", "dataset statistics (images, sizes, cells)", "dataset", "prepared", "out")
     for name, what in (("train", "train one method's counter on one dataset and seed"),
                        ("localizer", "train the localizer of a method that declares one (its counter frozen)"),
-                       ("evaluate", "count the test images with a trained run; predictions.csv, metrics.json")):
+                       ("evaluate", "count the test images with a trained run; predictions.csv, metrics.json"),
+                       ("localize", "locate the cells of the test images with a trained run; localization.csv")):
         stage(name, what, "dataset", "method", "seed", "prepared", "split", "run-dir")
     tables = sub.add_parser("tables", help="tables and the summary figure from the runs' outputs")
     tables.add_argument("--results", default="results")
@@ -112,10 +113,12 @@ def _run(args: argparse.Namespace) -> int:
             data.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
         else:
             data.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
-    elif args.stage in ("train", "localizer", "evaluate"):
+    elif args.stage in ("train", "localizer", "evaluate", "localize"):
         from .stages.evaluate import evaluate_stage
+        from .stages.localize import localize_stage
         from .stages.train import localizer_stage, train_stage
-        fn = {"train": train_stage, "localizer": localizer_stage, "evaluate": evaluate_stage}[args.stage]
+        fn = {"train": train_stage, "localizer": localizer_stage, "evaluate": evaluate_stage,
+              "localize": localize_stage}[args.stage]
         fn(config, args.dataset, args.method, args.seed, Path(args.prepared), Path(args.split),
            Path(args.run_dir), threads=args.threads)
     elif args.stage == "tables":

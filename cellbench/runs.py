@@ -27,6 +27,9 @@ LOCALIZER_LOG = "localizer_log.csv"
 LOCALIZER_CHECKPOINT = "localizer.ckpt"
 PREDICTIONS = "predictions.csv"
 METRICS = "metrics.json"
+LOCALIZATION = "localization.csv"          # per test image, source map, rule and radius: tp, fp, fn
+POINTS = "points.csv"                      # the points each rule keeps, original-image pixels
+LOCALIZATION_SUMMARY = "localization.json"  # thresholds (chosen on validation), radii, test scores
 
 RESULTS = "results"
 #: A run's folder as a Snakemake pattern.

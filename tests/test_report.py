@@ -199,3 +199,71 @@ def test_compare_pairs_the_seeds_both_runs_have(fake_results, reports, tmp_path)
     assert dcl["mae_diff_paired"] == pytest.approx(1.5)
     assert frame.loc[("VGG", "csrnet"), "mae_diff_paired"] == pytest.approx(0.0)
     assert "| VGG | dcl |" in compare_markdown(frame.reset_index(), reference)
+
+
+def _fake_localization(results, rng):
+    """localization.csv in every run with random tp, fp, fn (dcl with a localizer's map too); one
+    VGG image of csrnet with nothing predicted (undefined precision)."""
+    from cellbench.localization import radii_for
+    from cellbench.stages.localize import COLUMNS
+
+    for run in results.glob("*/*/seed*"):
+        dataset, method = run.parts[-3], run.parts[-2]
+        radii = radii_for(dataset)
+        rows = []
+        for source in ("counter", "localizer") if method == "dcl" else ("counter",):
+            for rule in ("threshold", "count"):
+                for radius in radii.values:
+                    for i in range(12):
+                        tp, fp, fn = (int(v) for v in rng.integers(0, 40, 3))
+                        if (method, i) == ("csrnet", 0):
+                            tp = fp = 0
+                        n = tp + fp
+                        rows.append({"source": source, "rule": rule, "radius": radius,
+                                     "primary": radius == radii.primary, "image_id": f"{i:03d}",
+                                     "true_count": tp + fn, "pred_count": float(n), "n_pred": n, "tp": tp, "fp": fp,
+                                     "fn": fn, "precision": tp / n if n else np.nan, "recall": tp / (tp + fn),
+                                     "f1": 2 * tp / (2 * tp + fp + fn), "count_error": fp - fn,
+                                     "threshold": 0.5 if rule == "threshold" else np.nan})
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "localization.csv", index=False)
+
+
+def _direct_f1(results, dataset, method, seed, source, rule):
+    frame = pd.read_csv(results / dataset / method / f"seed{seed}" / "localization.csv")
+    frame = frame[frame["primary"] & (frame["source"] == source) & (frame["rule"] == rule)]
+    tp, fp, fn = frame["tp"].sum(), frame["fp"].sum(), frame["fn"].sum()
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def test_table4_agrees_with_a_direct_computation_from_localization_csv(fake_results, tmp_path):
+    results, truth = fake_results
+    _fake_localization(results, np.random.default_rng(1))
+    out = _build(results, tmp_path / "reports", METHODS)
+    table4 = pd.read_csv(out / "table4_localization.csv")
+    for r in table4.itertuples():
+        seeds = [s for s in (0, 1) if (r.dataset, r.method, s) in truth]
+        values = [_direct_f1(results, r.dataset, r.method, s, r.source, r.rule) for s in seeds]
+        assert r.n_seeds == len(values)
+        assert r.f1_mean == pytest.approx(np.mean(values), abs=1e-4)
+        if len(values) > 1:
+            assert r.f1_std == pytest.approx(np.std(values, ddof=1), abs=1e-4)
+    assert set(table4.loc[table4["source"] == "localizer", "method"]) == {"dcl"}
+    assert (table4["radius"].where(table4["dataset"] == "MBM").dropna() == 13.5).all()
+    # the undefined precision of an image with no predictions is written empty, not as 0
+    per_seed = pd.read_csv(out / "localization_per_seed.csv")
+    assert per_seed["precision"].notna().all()  # a set's precision comes from summed counts
+    markdown = (out / "table4_localization.md").read_text()
+    assert "| dcl | localizer's map | count-guided |" in markdown and "**" in markdown
+
+    paired = pd.read_csv(out / "table4_paired.csv")
+    row = paired[(paired["dataset"] == "VGG") & (paired["counter_method"] == "csrnet")
+                 & (paired["rule"] == "count")].iloc[0]
+    diffs = [_direct_f1(results, "VGG", "dcl", s, "localizer", "count")
+             - _direct_f1(results, "VGG", "csrnet", s, "counter", "count") for s in (0, 1)]
+    assert row["localizer_method"] == "dcl" and row["n_seeds"] == 2
+    assert row["f1_diff_mean"] == pytest.approx(np.mean(diffs), abs=1e-4)
+    assert row["seeds_localizer_better"] == sum(d > 0 for d in diffs)
+    tex = (out / "table4_localization.tex").read_text()
+    body = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
+    spec = re.match(r"\\begin\{tabular\}\{([lc]+)\}", body).group(1)
+    assert all(line.count("&") == len(spec) - 1 for line in body.splitlines() if line.endswith(r"\\"))

@@ -78,18 +78,28 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
         assert meta["seed"] == 0 and meta["environment"]["torch"] and meta["initialisation"]
         assert len(pd.read_csv(run / "counter_log.csv")) == 2  # smoke: 2 epochs
         assert not (run / "counter.ckpt").exists()  # the resume checkpoint is removed when done
+        localization = pd.read_csv(run / "localization.csv")
+        assert set(localization["rule"]) == {"threshold", "count"} and localization["image_id"].nunique() == 6
+        assert (run / "points.csv").is_file()
+        assert json.loads((run / "localization.json").read_text())["threshold_chosen_on"] == "val"
     # MBM counts are whole images: the sum of their four patches
     split = json.loads((root / "results" / "splits" / "MBM" / "seed0.json").read_text())
     dcl = pd.read_csv(root / "results" / "MBM" / "dcl" / "seed0" / "predictions.csv", dtype={"image_id": str})
     assert dcl["image_id"].tolist() == split["test"][:6]
     assert "localizer_count" in dcl
+    dcl_loc = pd.read_csv(root / "results" / "MBM" / "dcl" / "seed0" / "localization.csv")
+    assert set(dcl_loc["source"]) == {"counter", "localizer"}
 
     table2 = pd.read_csv(root / "reports" / "table2.csv")
     assert set(table2["method"]) == set(methods)
+    table4 = pd.read_csv(root / "reports" / "table4_localization.csv")
+    assert set(table4["method"]) == set(methods) and (table4["n_seeds"] == 1).all()
     assert (table2["n_seeds"] == 1).all() and table2["mean"].notna().all()
     for name in ("table1_datasets.md", "table3.tex", "paired.md", "model_selection.csv", "README.md",
                  "figures/mae_by_method.pdf", "figures/examples_MBM.png", "figures/learning_curves_MBM.png",
-                 "figures/pred_vs_true_MBM.png"):
+                 "figures/pred_vs_true_MBM.png", "table4_localization.md", "table4_localization.tex",
+                 "table4_paired.csv", "localization_per_seed.csv", "figures/localization_MBM.png",
+                 "figures/f1_by_radius_MBM.pdf"):
         assert (root / "reports" / name).stat().st_size > 0, name
     assert "126.20 ± 33.13" in (root / "reports" / "table1_datasets.md").read_text()
 
@@ -105,7 +115,8 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
     _snakemake(root, "--workflow-profile", "profiles/smoke", "--config", "datasets=[MBM]",
                "--report", "reports/report.html", timeout=600)
     html = (root / "reports" / "report.html").read_text(errors="replace")
-    for name in ("table2.md", "examples_MBM.png", "mae_by_method.png"):
+    for name in ("table2.md", "table4_localization.md", "examples_MBM.png", "localization_MBM.png",
+                 "mae_by_method.png"):
         assert name in html, name
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ..io import read_json
+from ..localization import Counts, total
 from ..metrics import count_metrics
-from ..runs import METRICS, PREDICTIONS, run_dir
+from ..runs import LOCALIZATION, METRICS, PREDICTIONS, run_dir
 
 PAPER_CSV = Path(__file__).with_name("paper_dcl_miccai2024.csv")
 
@@ -83,3 +84,26 @@ def paired_differences(results: Path, dataset: str, method_a: str, method_b: str
         "image_diff_mean": img.mean(),
         "image_diff_sem": img.std(ddof=1) / np.sqrt(len(img)) if len(img) > 1 else np.nan,
     }
+
+
+def localization_per_seed(results: Path, datasets, methods, seeds) -> pd.DataFrame:
+    """One row per (dataset, method, seed, source map, rule, radius) from the runs' localization.csv:
+    summed tp, fp, fn over the test images and their scores (NaN where undefined), and the mean
+    absolute error of the count by detection. Runs without localization.csv have no rows."""
+    rows = []
+    for dataset in datasets:
+        for method in methods:
+            for seed in seeds:
+                path = run_dir(results, dataset, method, seed) / LOCALIZATION
+                if not path.is_file():
+                    continue
+                frame = pd.read_csv(path, dtype={"image_id": str})
+                for (source, rule, radius), group in frame.groupby(["source", "rule", "radius"], sort=False):
+                    counts = total(Counts(int(r.tp), int(r.fp), int(r.fn)) for r in group.itertuples())
+                    rows.append({"dataset": dataset, "method": method, "seed": seed, "source": source, "rule": rule,
+                                 "radius": float(radius), "primary": bool(group["primary"].iloc[0]),
+                                 "n_images": len(group), "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
+                                 **counts.scores(), "detection_count_mae": group["count_error"].abs().mean()})
+    columns = ["dataset", "method", "seed", "source", "rule", "radius", "primary", "n_images", "tp", "fp", "fn",
+               "precision", "recall", "f1", "detection_count_mae"]
+    return pd.DataFrame(rows, columns=columns)

@@ -78,3 +78,66 @@ def learning_curves(logs: dict[str, list[pd.DataFrame]], dataset: str, stem: Pat
     ax_val.legend(frameon=False)
     fig.suptitle(f"{dataset}: learning curves (one line per seed)")
     return save(fig, stem)
+
+
+def f1_by_radius(localization: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
+    """Test-set F1 against the matching radius, one line per method and source map (mean ± std
+    over seeds), one panel per rule; ``localization``: the dataset's rows of
+    ``collect.localization_per_seed``."""
+    rules = [("threshold", "threshold rule (chosen on validation)"), ("count", "count-guided rule")]
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines = localization[["method", "source"]].drop_duplicates().itertuples(index=False)
+    for i, (method, source) in enumerate(lines):
+        for ax, (rule, title) in zip(axes[0], rules):
+            rows = localization[(localization["method"] == method) & (localization["source"] == source)
+                                & (localization["rule"] == rule)]
+            stats = rows.groupby("radius")["f1"].agg(["mean", "std"]).reset_index()
+            label = method if source == "counter" else f"{method} ({source})"
+            ax.errorbar(stats["radius"], stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", ms=3, lw=1,
+                        capsize=2, color=colors[i % len(colors)], ls="-" if source == "counter" else "--",
+                        label=label)
+            ax.set_title(title)
+            ax.set_xlabel("matching radius (original-image pixels)")
+    primary = localization.loc[localization["primary"].astype(bool), "radius"]
+    for ax in axes[0]:
+        if len(primary):
+            ax.axvline(primary.iloc[0], color="0.6", lw=0.8, ls=":")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3, lw=0.5)
+    axes[0, 0].set_ylabel("test F1 (mean ± std over seeds)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4) or 1,
+               frameon=False)
+    fig.suptitle(f"{dataset}: localization F1 against matching radius (dotted: primary radius)", y=1.03)
+    return save(fig, stem)
+
+
+def points_over_dots(rows: list[tuple[str, np.ndarray, list[tuple[str, dict]]]], dataset: str, note: str,
+                     stem: Path) -> list[Path]:
+    """Predicted points over the true dots. ``rows``: per test patch (title, image, panels), each
+    panel (title, {"tp": matched predictions, "fp": unmatched predictions, "fn": missed true dots,
+    "true": all true dots}) in the shown image's pixels."""
+    cols = 1 + max((len(panels) for _, _, panels in rows), default=0)
+    fig, axes = plt.subplots(len(rows) or 1, cols, figsize=(1.9 * cols, 2.05 * max(len(rows), 1)), squeeze=False)
+    for r, (title, image, panels) in enumerate(rows):
+        true = panels[0][1]["true"] if panels else np.zeros((0, 2))
+        axes[r, 0].imshow(image)
+        axes[r, 0].scatter(true[:, 0], true[:, 1], s=6, facecolors="none", edgecolors="yellow", linewidths=0.6)
+        axes[r, 0].set_title(f"{title}\ntrue dots: {len(true)}")
+        for c, (label, pts) in enumerate(panels, start=1):
+            ax = axes[r, c]
+            ax.imshow(image)
+            ax.scatter(pts["fn"][:, 0], pts["fn"][:, 1], s=9, facecolors="none", edgecolors="yellow", linewidths=0.7)
+            ax.scatter(pts["tp"][:, 0], pts["tp"][:, 1], s=5, c="lime", linewidths=0)
+            ax.scatter(pts["fp"][:, 0], pts["fp"][:, 1], s=10, c="red", marker="x", linewidths=0.7)
+            ax.set_title(label)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlim(-0.5, (rows[0][1].shape[1] if rows else 1) - 0.5)
+        ax.set_ylim((rows[0][1].shape[0] if rows else 1) - 0.5, -0.5)
+    fig.suptitle(f"{dataset}: predicted points on test patches ({note})\n"
+                 "green dot: matched prediction, red x: false prediction, yellow circle: missed true dot",
+                 y=1.0 + 0.4 / fig.get_figheight())
+    return save(fig, stem)

@@ -242,3 +242,103 @@ def write_table(frame: pd.DataFrame, grid: Grid, stem: Path) -> list[Path]:
     write_text(paths[1], to_markdown(grid))
     write_text(paths[2], to_latex(grid))
     return paths
+
+
+SOURCE_LABELS = {"counter": "counter's map", "localizer": "localizer's map"}
+RULE_LABELS = {"threshold": "threshold (chosen on val)", "count": "count-guided"}
+
+
+def _primary(localization: pd.DataFrame) -> pd.DataFrame:
+    return localization[localization["primary"].astype(bool)]
+
+
+def _seed_values(frame: pd.DataFrame, column: str) -> tuple[float, float, int]:
+    """(mean, std with ddof=1 from two seeds, seeds) of ``column``; NaN where undefined."""
+    values = frame[column].to_numpy(float)
+    if not len(values):
+        return float("nan"), float("nan"), 0
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan"), len(values)
+
+
+def _f1_cell(mean: float, std: float, n: int) -> str:
+    if not n:
+        return MISSING
+    return "undefined" if math.isnan(mean) else _fmt(mean, std, n, digits=3)
+
+
+def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str]) -> tuple[pd.DataFrame, Grid]:
+    """Localization F1 at each dataset's primary radius, mean ± std over seeds, per method, source
+    map and rule (``localization``: ``collect.localization_per_seed``). Bold: highest mean F1 of a
+    column. A method with no localization.csv is "missing"; a localizer row appears only for
+    methods that have one."""
+    primary = _primary(localization)
+    radius = {d: primary.loc[primary["dataset"] == d, "radius"] for d in datasets}
+    radius = {d: (f"{r.iloc[0]:g}" if len(r) else "?") for d, r in radius.items()}
+    columns = ["method", "map", "rule"] + [f"{d} F1 (r = {radius[d]} px)" for d in datasets]
+    tidy, rows, bold, best = [], [], set(), {}
+    for method in methods:
+        sources = [s for s in SOURCE_LABELS if s == "counter" or
+                   ((primary["method"] == method) & (primary["source"] == s)).any()]
+        for source in sources:
+            for rule in RULE_LABELS:
+                row = [method, SOURCE_LABELS[source], RULE_LABELS[rule]]
+                for dataset in datasets:
+                    runs = primary[(primary["dataset"] == dataset) & (primary["method"] == method)
+                                   & (primary["source"] == source) & (primary["rule"] == rule)]
+                    f1 = _seed_values(runs, "f1")
+                    tidy.append({"dataset": dataset, "method": method, "source": source, "rule": rule,
+                                 "radius": float(runs["radius"].iloc[0]) if len(runs) else float("nan"),
+                                 "n_seeds": f1[2], "f1_mean": f1[0], "f1_std": f1[1],
+                                 "precision_mean": _seed_values(runs, "precision")[0],
+                                 "recall_mean": _seed_values(runs, "recall")[0],
+                                 "detection_count_mae_mean": _seed_values(runs, "detection_count_mae")[0]})
+                    row.append(_f1_cell(*f1))
+                    column = len(row) - 1
+                    if not math.isnan(f1[0]) and f1[0] > best.get(column, (-1.0, None))[0]:
+                        best[column] = (f1[0], (len(rows), column))
+                rows.append(row)
+    bold = {cell for _, cell in best.values()}
+    notes = ["F1 of the test set (summed tp, fp, fn over its images) at the primary radius, half the dataset's "
+             "median dot spacing; mean ± std over seeds (n seeds). Bold: highest mean of a column.",
+             "threshold: peaks above a threshold chosen per run on the validation split; count-guided: the "
+             "round(predicted count) highest peaks, the count from the run's counter.",
+             "'missing': no localization.csv for the method on that dataset; 'undefined': no true and no "
+             "predicted points."]
+    return pd.DataFrame(tidy), Grid("Table 4: localization F1 per dataset and method", columns, rows, bold, notes)
+
+
+def table4_paired(localization: pd.DataFrame, datasets: list[str]) -> tuple[pd.DataFrame, Grid]:
+    """Each localizer's map against every method's counter map (its own included), same seeds and
+    splits: F1(localizer) - F1(counter map) at the primary radius, per rule."""
+    primary = _primary(localization)
+    localized = primary[primary["source"] == "localizer"]["method"].unique().tolist()
+    counters = primary[primary["source"] == "counter"]["method"].unique().tolist()
+    columns = ["dataset", "localizer of", "counter map of", "rule", "seeds", "ΔF1 mean ± std over seeds",
+               "seeds localizer better"]
+    tidy, rows = [], []
+    for dataset in datasets:
+        here = primary[primary["dataset"] == dataset]
+        for a in localized:
+            for b in counters:
+                for rule in RULE_LABELS:
+                    loc = here[(here["method"] == a) & (here["source"] == "localizer") & (here["rule"] == rule)]
+                    cnt = here[(here["method"] == b) & (here["source"] == "counter") & (here["rule"] == rule)]
+                    merged = loc.merge(cnt, on="seed", suffixes=("_a", "_b"))
+                    if not len(merged):
+                        continue
+                    diffs = (merged["f1_a"] - merged["f1_b"]).to_numpy(float)
+                    std = float(diffs.std(ddof=1)) if len(diffs) > 1 else float("nan")
+                    tidy.append({"dataset": dataset, "localizer_method": a, "counter_method": b, "rule": rule,
+                                 "n_seeds": len(diffs), "f1_diff_mean": float(diffs.mean()), "f1_diff_std": std,
+                                 "seeds_localizer_better": int((diffs > 0).sum())})
+                    mean_text = "undefined" if math.isnan(diffs.mean()) else f"{diffs.mean():+.3f}"
+                    rows.append([dataset, a, b, RULE_LABELS[rule], str(len(diffs)),
+                                 mean_text + ("" if math.isnan(std) else f" ± {std:.3f}"),
+                                 f"{int((diffs > 0).sum())}/{len(diffs)}"])
+    notes = ["ΔF1 = F1 of the localizer's map minus F1 of the counter's map, paired by seed (same split), at the "
+             "primary radius; positive: the localizer places the cells better.",
+             "Both maps' count-guided rule takes the same number of points (the localizer's method's counter "
+             "count for the localizer row, each counter's own count for its row)."]
+    return pd.DataFrame(tidy, columns=["dataset", "localizer_method", "counter_method", "rule", "n_seeds",
+                                       "f1_diff_mean", "f1_diff_std", "seeds_localizer_better"]), \
+        Grid("Table 4 (paired): localizer's map against counter maps", columns, rows, set(), notes)

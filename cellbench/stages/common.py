@@ -17,6 +17,17 @@ def load_split(prepared: Path, split_file: Path, part: str, limit: int | None) -
     return PreparedDataset.load(prepared).subset(ids[:limit] if limit else ids)
 
 
+def load_splits(config: dict, prepared: Path, split_file: Path, *parts: str) -> list[PreparedDataset]:
+    """The named parts of a split (train, val, test), each cut to ``train.max_images``."""
+    limits = config["train"]["max_images"]
+    return [load_split(prepared, split_file, part, limits[part]) for part in parts]
+
+
+def inference_options(config: dict) -> dict:
+    """Keyword arguments of ``inference.patch_outputs`` from the config."""
+    return {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"]}
+
+
 def train_settings(config: dict, seed: int, stage: str = "counter") -> TrainSettings:
     """The trainer's settings from ``train`` (the localizer stage overrides some from ``localizer``)."""
     t = config["train"]

@@ -13,7 +13,7 @@ from ..inputs import images_tensor
 from ..io import atomic_path, read_json, write_json
 from ..methods import get_method
 from ..metrics import count_metrics
-from .common import load_split, setup
+from .common import inference_options, load_split, setup
 
 
 def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
@@ -23,7 +23,7 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     spec = get_method(method)
     test = load_split(prepared, split_file, "test", config["train"]["max_images"]["test"])
     images = images_tensor(test)
-    options = {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"]}
+    options = inference_options(config)
     columns = {"image_id": test.image_ids, "true_count": test.image_counts}
     saved = runs.SavedCounter.read(run_dir)
     best = saved.model(spec, "best").to(device)

@@ -15,7 +15,7 @@ from ..methods import MethodSpec, build_localizer, build_model, describe, get_me
 from ..provenance import environment
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
-from .common import load_split, setup, train_settings
+from .common import load_splits, setup, train_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     tic = time.time()
     device = setup(config, seed, threads)
     spec = get_method(method)
-    limits = config["train"]["max_images"]
-    train = load_split(prepared, split_file, "train", limits["train"])
-    val = load_split(prepared, split_file, "val", limits["val"])
+    train, val = load_splits(config, prepared, split_file, "train", "val")
     model = build_model(spec, config["train"]["pretrained"])
     task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
@@ -71,9 +69,7 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     counter = runs.SavedCounter.read(run_dir).model(spec)
     target = config["targets"][dataset]
     model = CounterConditionedLocalizer(counter, build_localizer(spec), spec.stride, target["density_scale"])
-    limits = config["train"]["max_images"]
-    train = load_split(prepared, split_file, "train", limits["train"])
-    val = load_split(prepared, split_file, "val", limits["val"])
+    train, val = load_splits(config, prepared, split_file, "train", "val")
     output = spec.localizer.get("output")
     task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],
                 sigma=target["sigma"], density_scale=target["density_scale"],

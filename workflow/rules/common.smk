@@ -61,7 +61,7 @@ def evaluation_inputs(wildcards):
 
 
 def run_stage(stage):
-    """The shell command of a per-run stage (train, localizer, evaluate)."""
+    """The shell command of a per-run stage (train, localizer, evaluate, localize)."""
     return (f"python -m cellbench --config-json {{params.config:q}} {stage} --dataset {{wildcards.dataset}} "
             "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} "
             "--split {input.split} --run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}")

@@ -1,5 +1,6 @@
 # Tables: per-dataset figures, then the tables, the summary figure and reports/README.md.
-# Everything is computed from the runs' outputs (predictions.csv, logs, saved models).
+# Everything is computed from the runs' outputs (predictions.csv, localization.csv, points.csv, logs,
+# saved models).
 
 # Both read small files and draw: they run where the workflow is started, also on a cluster.
 localrules: figures, tables
@@ -10,11 +11,15 @@ rule figures:
         prepared=PREPARED,
         split=SPLIT.replace("{seed}", str(SEEDS[0])),
         predictions=lambda w: run_outputs("predictions.csv", [w.dataset]),
+        localization=lambda w: run_outputs("localization.csv", [w.dataset]),
     output:
         scatter=figure("pred_vs_true", "scatter"),
         curves=figure("learning_curves", "curves"),
         examples=figure("examples", "examples"),
-        pdfs=multiext("reports/figures/", *[f"{k}_{{dataset}}.pdf" for k in ("pred_vs_true", "learning_curves", "examples")]),
+        localization=figure("localization", "localization"),
+        f1_by_radius=figure("f1_by_radius", "f1_by_radius"),
+        pdfs=multiext("reports/figures/", *[f"{k}_{{dataset}}.pdf" for k in ("pred_vs_true", "learning_curves", "examples",
+                                                                            "localization", "f1_by_radius")]),
     params:
         config=lambda w: config_json("datasets", "methods", "seeds", "targets", "report"),
     conda:
@@ -29,6 +34,7 @@ rule figures:
 rule tables:
     input:
         predictions=run_outputs("predictions.csv"),
+        localization=run_outputs("localization.csv"),
         stats=expand("results/stats/{dataset}.json", dataset=DATASETS),
         figures=expand("reports/figures/examples_{dataset}.png", dataset=DATASETS),
     output:
@@ -38,6 +44,11 @@ rule tables:
                       caption="../report/table3.rst", labels={"table": "Table 3"}),
         table1=report(multiext("reports/table1_datasets", ".md", ".csv", ".tex"), category="Tables",
                       caption="../report/table1.rst", labels={"table": "Table 1"}),
+        table4=report(multiext("reports/table4_localization", ".md", ".csv", ".tex"), category="Tables",
+                      caption="../report/table4.rst", labels={"table": "Table 4"}),
+        table4_paired=report(multiext("reports/table4_paired", ".md", ".csv", ".tex"), category="Tables",
+                             caption="../report/table4_paired.rst", labels={"table": "Table 4 (paired)"}),
+        localization_per_seed="reports/localization_per_seed.csv",
         paired=report(multiext("reports/paired", ".md", ".csv"), category="Tables",
                       caption="../report/paired.rst", labels={"table": "paired comparisons"}),
         selection=report("reports/model_selection.csv", category="Tables", caption="../report/selection.rst",
