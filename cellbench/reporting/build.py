@@ -57,7 +57,7 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
 def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, prepared: Path,
                           split_file: Path) -> None:
     """Predicted-vs-true scatter, learning curves and the example maps for one dataset."""
-    from .examples import example_figure
+    from .examples import example_figure, order_for_examples
     seeds, methods, specs = config["seeds"], selected_methods(config), discover()
     frames, logs = {}, {}
     for method in methods:
@@ -70,9 +70,7 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
     (out / "figures").mkdir(parents=True, exist_ok=True)
     plots.predicted_vs_true(frames, dataset, out / "figures" / f"pred_vs_true_{dataset}")
     plots.learning_curves(logs, dataset, out / "figures" / f"learning_curves_{dataset}")
-    references = reference_methods(specs, methods)
-    shown = [m for m in methods if m in references or specs[m].ablation_of in references] or methods[:1]
-    example_figure(config, dataset, seeds[0], prepared, split_file, results, shown,
+    example_figure(config, dataset, seeds[0], prepared, split_file, results, order_for_examples(specs, methods),
                    out / "figures" / f"examples_{dataset}")
 
 
@@ -121,9 +119,9 @@ Every number is computed from the runs' `predictions.csv` files.
 | `model_selection.csv` | per run: best validation MAE, its epoch, test MAE of the selected model and of the last epoch (how noisy selection on the small validation split is) |
 | `per_seed_metrics.csv` | MAE / RMSE / MSE of every run (NaN and present=False for a missing run) |
 | `figures/mae_by_method.{{png,pdf}}` | test MAE per method and dataset, error bars = std over seeds |
-| `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image |
+| `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image, one panel per method on shared axes |
 | `figures/learning_curves_<dataset>.{{png,pdf}}` | training loss and validation MAE per epoch |
-| `figures/examples_<dataset>.{{png,pdf}}` | test patches, ground-truth dots, counter maps with and without GMP, localizer map |
+| `figures/examples_<dataset>.{{png,pdf}}` | test patches, ground-truth dots, every method's counter map (reference first, then its ablations) and the localizer maps, each with its colour bar; a border-bright map shows the convolutions' zero padding, not cells |
 | `report.html` | `snakemake --report reports/report.html`: all of the above in one page |
 
 "MSE" in the DCL paper, as in most of the cell-counting literature, is the root of the mean squared error.
