@@ -30,6 +30,11 @@ NOTE = ("Colour: predicted cells per map pixel, each map on its own scale (colou
         "padding the input by reflection instead removes that frame.")
 
 
+def _short(image_id: str, width: int = 26) -> str:
+    """An image id that fits above a panel: long ids (ADI's) keep their start and end."""
+    return image_id if len(image_id) <= width else f"{image_id[:width // 2 - 1]}…{image_id[-(width // 2):]}"
+
+
 def order_for_examples(specs: dict, methods: list[str]) -> list[str]:
     """References, then the ablations of shown methods, then the rest; floors left out."""
     references = [m for m in methods if specs[m].reference]
@@ -65,10 +70,10 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
         points = test.patch_points(p)
         size = image.shape[0]
         panels[0].imshow(image)
-        panels[0].set_title(f"test image {test.image_ids[test.patch_image[p]]}")
+        panels[0].set_title(f"test image\n{_short(str(test.image_ids[test.patch_image[p]]))}")
         panels[1].imshow(image)
         panels[1].scatter(points[:, 0], points[:, 1], s=2, c="yellow")
-        panels[1].set_title(f"ground truth: {len(points)}")
+        panels[1].set_title(f"ground truth\n{len(points)} cells")
         x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
         for ax, (title, model, scale) in zip(panels[2:], maps):
             with torch.no_grad():
@@ -76,7 +81,7 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
             # extent: a stride-s map covers the same 256x256 pixels as the image beside it
             im = ax.imshow(out, cmap="magma", extent=(0, size, size, 0), interpolation="nearest")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, format="%.2g").ax.tick_params(labelsize=6)
-            ax.set_title(f"{title}: {out.sum():.1f}")
+            ax.set_title(f"{title}\n{out.sum():.1f}")
         for ax in panels:
             ax.set_xticks([])
             ax.set_yticks([])
