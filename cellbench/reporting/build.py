@@ -122,7 +122,7 @@ Every number is computed from the runs' `predictions.csv` files.
 | `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image, one panel per method on shared axes |
 | `figures/learning_curves_<dataset>.{{png,pdf}}` | training loss and validation MAE per epoch |
 | `figures/examples_<dataset>.{{png,pdf}}` | test patches, ground-truth dots, every method's counter map (reference first, then its ablations) and the localizer maps, each with its colour bar; a border-bright map shows the convolutions' zero padding, not cells |
-| `report.html` | `snakemake --report reports/report.html`: all of the above in one page |
+| `report.html` | `bash run.sh report smoke` (or `full`, after a full run): all of the above in one page |
 
 "MSE" in the DCL paper, as in most of the cell-counting literature, is the root of the mean squared error.
 """
