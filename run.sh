@@ -5,6 +5,9 @@
 #   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
 #   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected)
 #   bash run.sh test  [pytest args]      the test suite
+#   bash run.sh report [smoke|full]      Snakemake's HTML report (reports/report.html) of the smoke
+#                                        or the full run that finished last (default: smoke)
+#   bash run.sh snakemake|python|cellbench [args]   that command inside the environment
 #
 # CELLBENCH_VENV chooses the environment folder; CELLBENCH_TORCH overrides the torch pin
 # (for example "torch torchvision" to take what pip finds for your CUDA).
@@ -32,5 +35,18 @@ case "$command" in
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
     full)  exec snakemake --cores all "$@" ;;
     test)  exec python -m pytest "$@" ;;
-    *) echo "run.sh: unknown command '$command' (smoke, full or test)" >&2; exit 2 ;;
+    report)
+        # The report lists the outputs of the profile's targets: the smoke profile's (three
+        # datasets, one seed) are not the full one's (four datasets, three seeds).
+        which="${1:-smoke}"
+        shift || true
+        case "$which" in
+            smoke) exec snakemake --workflow-profile profiles/smoke --report reports/report.html "$@" ;;
+            full)  exec snakemake --report reports/report.html "$@" ;;
+            *) echo "run.sh: report of 'smoke' or 'full', not '$which'" >&2; exit 2 ;;
+        esac ;;
+    snakemake) exec snakemake "$@" ;;
+    python)    exec python "$@" ;;
+    cellbench) exec python -m cellbench "$@" ;;
+    *) echo "run.sh: unknown command '$command' (smoke, full, test, report, snakemake, python or cellbench)" >&2; exit 2 ;;
 esac

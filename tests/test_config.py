@@ -81,3 +81,14 @@ def test_snakemake_refuses_a_bad_config_naming_the_key(tmp_path):
 def test_key_tables_in_the_readmes_match_the_schemas():
     from cellbench.docs import update_docs
     assert update_docs(check=True) == [], "run: python -m cellbench docs"
+
+
+def test_a_python_without_the_dependencies_gets_one_line_not_a_traceback():
+    """`python -m cellbench methods` with a Python that lacks torch and pandas (the system's, here
+    imitated with -S: no site-packages) says to activate .venv or to use run.sh (issue 15)."""
+    done = subprocess.run([sys.executable, "-S", "-m", "cellbench", "methods"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "source .venv/bin/activate" in done.stderr and "bash run.sh" in done.stderr

@@ -267,3 +267,59 @@ def test_table4_agrees_with_a_direct_computation_from_localization_csv(fake_resu
     body = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
     spec = re.match(r"\\begin\{tabular\}\{([lc]+)\}", body).group(1)
     assert all(line.count("&") == len(spec) - 1 for line in body.splitlines() if line.endswith(r"\\"))
+
+
+def _drawn(monkeypatch, draw, *args):
+    """The figure a plotting function draws, laid out as saved (instead of written to disk)."""
+    from cellbench.reporting import plots
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, stem: figures.append(fig) or [])
+    draw(*args)
+    figures[0].canvas.draw()
+    return figures[0]
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_pred_vs_true_shares_axes_and_no_text_overlaps(fake_results, monkeypatch):
+    from cellbench.reporting import plots
+    frames = {f"{m}_{i}": pd.read_csv(fake_results[0] / "VGG" / m / "seed0" / "predictions.csv")
+              for i, m in enumerate(METHODS * 2)}
+    frames["collapsed"] = frames["dcl_0"].assign(pred_count=lambda f: f["pred_count"] * 50)  # 12 images
+    fig = _drawn(monkeypatch, plots.predicted_vs_true, frames, "VGG", None)
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == len(frames)
+    assert len({ax.get_xlim() for ax in axes}) == 1 and len({ax.get_ylim() for ax in axes}) == 1
+    assert axes[0].get_xlim() == axes[0].get_ylim()  # the identity line is the diagonal of every panel
+    assert "12 off scale" in axes[-1].get_title()  # drawn on the edge, not stretching every panel
+    texts = [fig._suptitle] + [ax.title for ax in axes] + [t for ax in axes for t in ax.get_yticklabels()]
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+    panels = [ax.get_window_extent(renderer) for ax in axes]
+    for i, box in enumerate(boxes):
+        assert not any(_overlap(box, other) for other in boxes[i + 1:]), texts[i].get_text()
+    for label in (t for ax in axes for t in [ax.title, *ax.get_yticklabels()] if t.get_text()):
+        box = label.get_window_extent(renderer)
+        assert sum(_overlap(box, p) for p in panels) == 0, label.get_text()
+
+
+def test_learning_curves_have_integer_epoch_ticks(monkeypatch):
+    from cellbench.reporting import plots
+    log = pd.DataFrame({"epoch": [1, 2], "train_loss": [3.0, 2.0], "val_mae": [5.0, 4.0]})
+    fig = _drawn(monkeypatch, plots.learning_curves, {"a": [log], "b": [log]}, "VGG", None)
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_example_maps_put_the_reference_and_its_ablation_first_and_leave_the_floor_out():
+    from cellbench.methods import discover
+    from cellbench.reporting.examples import order_for_examples
+    specs = discover()
+    reference = next(m for m, s in specs.items() if s.reference)
+    ablation = next(m for m, s in specs.items() if s.ablation_of == reference)
+    floor = next(m for m, s in specs.items() if s.floor)
+    others = [m for m, s in specs.items() if not (s.reference or s.floor or s.ablation_of)][:2]
+    assert order_for_examples(specs, [*others, floor, ablation, reference]) == [reference, ablation, *others]

@@ -64,7 +64,7 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
 def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, prepared: Path,
                           split_file: Path) -> None:
     """Predicted-vs-true scatter, learning curves and the example maps for one dataset."""
-    from .examples import example_figure, localization_figure
+    from .examples import example_figure, localization_figure, order_for_examples
     seeds, methods, specs = config["seeds"], selected_methods(config), discover()
     frames, logs = {}, {}
     for method in methods:
@@ -77,9 +77,7 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
     (out / "figures").mkdir(parents=True, exist_ok=True)
     plots.predicted_vs_true(frames, dataset, out / "figures" / f"pred_vs_true_{dataset}")
     plots.learning_curves(logs, dataset, out / "figures" / f"learning_curves_{dataset}")
-    references = reference_methods(specs, methods)
-    shown = [m for m in methods if m in references or specs[m].ablation_of in references] or methods[:1]
-    example_figure(config, dataset, seeds[0], prepared, split_file, results, shown,
+    example_figure(config, dataset, seeds[0], prepared, split_file, results, order_for_examples(specs, methods),
                    out / "figures" / f"examples_{dataset}")
     localized = [m for m in methods if any((run_dir(results, dataset, m, s) / LOCALIZATION).is_file() for s in seeds)]
     plots.f1_by_radius(localization_per_seed(results, [dataset], localized, seeds), dataset,
@@ -134,15 +132,15 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 | `model_selection.csv` | per run: best validation MAE, its epoch, test MAE of the selected model and of the last epoch (how noisy selection on the small validation split is) |
 | `per_seed_metrics.csv` | MAE / RMSE / MSE of every run (NaN and present=False for a missing run) |
 | `figures/mae_by_method.{{png,pdf}}` | test MAE per method and dataset, error bars = std over seeds |
-| `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image |
+| `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image, one panel per method on shared axes |
 | `figures/learning_curves_<dataset>.{{png,pdf}}` | training loss and validation MAE per epoch |
-| `figures/examples_<dataset>.{{png,pdf}}` | test patches, ground-truth dots, counter maps with and without GMP, localizer map |
+| `figures/examples_<dataset>.{{png,pdf}}` | test patches, ground-truth dots, every method's counter map (reference first, then its ablations) and the localizer maps, each with its colour bar; a border-bright map shows the convolutions' zero padding, not cells |
 | `table4_localization.{{csv,md,tex}}` | localization F1 at the primary radius (half the median dot spacing), mean ± std over seeds, per method, source map (the counter's; the localizer's where a method has one) and rule (threshold chosen on validation; count-guided) |
 | `table4_paired.{{csv,md,tex}}` | paired by seed: F1 of each localizer's map minus F1 of each counter's map, per rule |
 | `localization_per_seed.csv` | per run, source map, rule and radius: summed tp, fp, fn over the test images, precision, recall, F1 (empty where undefined), MAE of the count by detection |
 | `figures/localization_<dataset>.{{png,pdf}}` | threshold-rule points of every method over the true dots on test patches (matched, false, missed) |
 | `figures/f1_by_radius_<dataset>.{{png,pdf}}` | test F1 against the matching radius, per method and source map, both rules |
-| `report.html` | `snakemake --report reports/report.html`: all of the above in one page |
+| `report.html` | `bash run.sh report smoke` (or `full`, after a full run): all of the above in one page |
 
 "MSE" in the DCL paper, as in most of the cell-counting literature, is the root of the mean squared error.
 """

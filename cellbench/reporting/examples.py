@@ -1,5 +1,12 @@
-"""A figure like the paper's Fig. 2 and 3: image, ground-truth dots, the counter's map with and
-without GMP, and the localizer's map, with counts in the titles."""
+"""A figure like the paper's Fig. 2 and 3: per test patch the image, its ground-truth dots, every
+shown method's counter map and the localizer maps, each map with its own colour bar and the
+predicted count in its title.
+
+The core names no method: the reference methods come first, then their ablations, then the
+others in the configured order (``order_for_examples``); floors (a constant map) are left out.
+Each patch is one block of rows, at most ``MAX_COLUMNS`` panels wide, so eleven methods stay
+readable.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,27 @@ from ..inputs import normalise
 from ..io import read_json
 from ..methods import get_method
 from ..runs import COUNTER, LOCALIZER, SavedCounter, SavedLocalizer, run_dir
-from .plots import plt, save
+from .plots import _grid, plt, save
+
+MAX_COLUMNS = 5
+
+NOTE = ("Colour: predicted cells per map pixel, each map on its own scale (colour bar). A counter trained on the "
+        "image count alone is not told where the cells are: a map bright (or dark) along its border\nshows the "
+        "convolutions' zero padding (zeros beyond the image edge, which no interior position sees), not cells; "
+        "padding the input by reflection instead removes that frame.")
+
+
+def _short(image_id: str, width: int = 26) -> str:
+    """An image id that fits above a panel: long ids (ADI's) keep their start and end."""
+    return image_id if len(image_id) <= width else f"{image_id[:width // 2 - 1]}…{image_id[-(width // 2):]}"
+
+
+def order_for_examples(specs: dict, methods: list[str]) -> list[str]:
+    """References, then the ablations of shown methods, then the rest; floors left out."""
+    references = [m for m in methods if specs[m].reference]
+    ablations = [m for m in methods if m not in references and specs[m].ablation_of in references]
+    others = [m for m in methods if m not in references and m not in ablations and not specs[m].floor]
+    return references + ablations + others
 
 
 def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_file: Path, results: Path,
@@ -22,7 +49,7 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
     test_ids = read_json(split_file)["test"][: max(config["report"]["example_images"], 1)]
     test = data.subset(test_ids)
     first_patch = [int(np.flatnonzero(test.patch_image == i)[0]) for i in range(len(test_ids))]
-    panels = []  # (title, function patch -> (map, count))
+    maps = []  # (title, model, scale): the map divided by scale is cells per map pixel
     density_scale = config["targets"][dataset]["density_scale"]
     for method in methods:
         run = run_dir(results, dataset, method, seed)
@@ -30,29 +57,38 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
             continue
         spec, saved = get_method(method), SavedCounter.read(run)
         model = saved.model(spec).eval()
-        panels.append((f"{method} counter", model, saved.count_scale))
+        maps.append((f"{method} counter", model, saved.count_scale))
         if spec.localizer and (run / LOCALIZER).is_file():
             wrapped = SavedLocalizer.read(run).model(spec, model, density_scale).eval()
-            panels.append((f"{method} localizer", wrapped, density_scale))
-    cols = 2 + len(panels)
-    fig, axes = plt.subplots(len(first_patch), cols, figsize=(1.9 * cols, 2.0 * len(first_patch)), squeeze=False)
-    for r, p in enumerate(first_patch):
+            maps.append((f"{method} localizer", wrapped, density_scale))
+    rows, cols = _grid(2 + len(maps), MAX_COLUMNS)
+    fig, axes = plt.subplots(rows * len(first_patch), cols, figsize=(2.25 * cols, 2.1 * rows * len(first_patch) + 0.6),
+                             squeeze=False, layout="constrained")
+    for block, p in enumerate(first_patch):
+        panels = list(axes[block * rows:(block + 1) * rows].flat)
         image = test.images[p]
         points = test.patch_points(p)
-        axes[r, 0].imshow(image)
-        axes[r, 0].set_title(f"{test.image_ids[test.patch_image[p]]}")
-        axes[r, 1].imshow(image)
-        axes[r, 1].scatter(points[:, 0], points[:, 1], s=2, c="yellow")
-        axes[r, 1].set_title(f"ground truth: {len(points)}")
+        size = image.shape[0]
+        panels[0].imshow(image)
+        panels[0].set_title(f"test image\n{_short(str(test.image_ids[test.patch_image[p]]))}")
+        panels[1].imshow(image)
+        panels[1].scatter(points[:, 0], points[:, 1], s=2, c="yellow")
+        panels[1].set_title(f"ground truth\n{len(points)} cells")
         x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
-        for c, (title, model, scale) in enumerate(panels, start=2):
+        for ax, (title, model, scale) in zip(panels[2:], maps):
             with torch.no_grad():
-                out = model(x)[0, 0].float().numpy()
-            axes[r, c].imshow(out, cmap="magma")
-            axes[r, c].set_title(f"{title}: {out.sum() / scale:.1f}")
-        for ax in axes[r]:
-            ax.axis("off")
+                out = model(x)[0, 0].float().numpy() / scale
+            # extent: a stride-s map covers the same 256x256 pixels as the image beside it
+            im = ax.imshow(out, cmap="magma", extent=(0, size, size, 0), interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, format="%.2g").ax.tick_params(labelsize=6)
+            ax.set_title(f"{title}\n{out.sum():.1f}")
+        for ax in panels:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in panels[2 + len(maps):]:
+            ax.set_visible(False)
     fig.suptitle(f"{dataset}, seed {seed}: test patches, ground truth and predicted maps (counts in titles)")
+    fig.text(0.5, 0.0, NOTE, ha="center", va="top", fontsize=7, wrap=False)
     return save(fig, stem)
 
 

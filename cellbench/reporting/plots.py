@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
 
@@ -45,37 +46,74 @@ def mae_by_method(summary: pd.DataFrame, datasets: list[str], methods: list[str]
     return save(fig, stem)
 
 
+def method_colors(methods: list[str]) -> dict[str, tuple]:
+    """One colour per method, the same in every figure of a run (tab10, tab20 beyond ten methods)."""
+    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def _grid(n: int, max_cols: int) -> tuple[int, int]:
+    """(rows, columns) for n panels, at most max_cols wide, rows filled as evenly as possible."""
+    rows = -(-max(n, 1) // max_cols)
+    return rows, -(-max(n, 1) // rows)
+
+
 def predicted_vs_true(frames: dict[str, pd.DataFrame], dataset: str, stem: Path) -> list[Path]:
+    """One panel per method on shared axes, the identity line in each. A method whose predictions
+    run far beyond the true counts (a collapsed run) would squeeze the others: the axes end at
+    twice the largest true count, and a point beyond is drawn on the edge as a red triangle."""
     n = max(len(frames), 1)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6), squeeze=False)
-    for ax, (method, frame) in zip(axes[0], frames.items()):
-        ax.scatter(frame["true_count"], frame["pred_count"], s=8, alpha=0.7)
-        lo = min(frame["true_count"].min(), frame["pred_count"].min())
-        hi = max(frame["true_count"].max(), frame["pred_count"].max())
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        mae = (frame["pred_count"] - frame["true_count"]).abs().mean()
-        ax.set_title(f"{method} (MAE {mae:.2f})")
-        ax.set_xlabel("true count")
-        ax.set_ylabel("predicted count")
-    fig.suptitle(f"{dataset}: predicted against true count per test image (all seeds)")
+    rows, cols = _grid(n, 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.4, 2.3 * rows + 0.5), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    true_max = max((f["true_count"].max() for f in frames.values()), default=1.0)
+    pred_max = max((f["pred_count"].max() for f in frames.values()), default=1.0)
+    pred_min = min((f["pred_count"].min() for f in frames.values()), default=0.0)
+    hi = 1.05 * max(true_max, min(pred_max, 2 * true_max), 1.0)
+    lo = min(0.0, max(pred_min, -0.5 * hi)) - 0.02 * hi
+    for ax, (method, frame) in zip(axes.flat, frames.items()):
+        true, pred = frame["true_count"].to_numpy(), frame["pred_count"].to_numpy()
+        inside = (pred <= hi) & (pred >= lo)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, zorder=1)
+        ax.scatter(true[inside], pred[inside], s=8, alpha=0.7, zorder=2)
+        off = int((~inside).sum())
+        if off:
+            ax.scatter(true[~inside], np.clip(pred[~inside], lo, hi), s=14, marker="^", c="tab:red", zorder=3,
+                       clip_on=False)
+        mae = np.abs(pred - true).mean()
+        ax.set_title(f"{method}\nMAE {mae:.2f}" + (f", {off} off scale" if off else ""))
+    for ax in axes.flat[len(frames):]:
+        ax.set_visible(False)
+    for ax in axes.flat:
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal", adjustable="box")
+    fig.supxlabel("true count")
+    fig.supylabel("predicted count")
+    fig.suptitle(f"{dataset}: predicted against true count per test image (all seeds; dashed: y = x)")
     return save(fig, stem)
 
 
 def learning_curves(logs: dict[str, list[pd.DataFrame]], dataset: str, stem: Path) -> list[Path]:
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(7.0, 2.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (method, frames) in enumerate(logs.items()):
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(7.5, 2.9), layout="constrained")
+    colors = method_colors(list(logs))
+    for method, frames in logs.items():
         for j, frame in enumerate(frames):
             label = method if j == 0 else None
-            ax_loss.plot(frame["epoch"], frame["train_loss"], color=colors[i % len(colors)], lw=0.8, label=label)
+            ax_loss.plot(frame["epoch"], frame["train_loss"], color=colors[method], lw=0.8, label=label,
+                         marker="." if len(frame) < 10 else None)
             val = frame.dropna(subset=["val_mae"])
-            ax_val.plot(val["epoch"], val["val_mae"], color=colors[i % len(colors)], lw=0.8, label=label)
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("training loss (method's own)")
-    ax_val.set_xlabel("epoch")
-    ax_val.set_ylabel("validation MAE")
-    ax_val.legend(frameon=False)
+            ax_val.plot(val["epoch"], val["val_mae"], color=colors[method], lw=0.8,
+                        marker="." if len(val) < 10 else None)
+    losses = [f["train_loss"] for frames in logs.values() for f in frames]
+    if losses and all((loss.dropna() > 0).all() for loss in losses):
+        ax_loss.set_yscale("log")  # the methods' own losses differ by orders of magnitude
+    for ax, label in ((ax_loss, "training loss (method's own)"), (ax_val, "validation MAE")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if logs:
+        fig.legend(loc="outside right upper", frameon=False, ncol=1 + len(logs) // 12)
     fig.suptitle(f"{dataset}: learning curves (one line per seed)")
     return save(fig, stem)
 
