@@ -4,6 +4,7 @@ a NaN loss stops the run naming the epoch and step."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from cellbench.errors import TrainingError
 from cellbench.training.losses import count_l1, density_mse
 from cellbench.methods import build_model, get_method
 from cellbench.training.batches import DeviceDataset, augment, make_batch, plan_epoch
+from cellbench.training import trainer as trainer_module
 from cellbench.training.trainer import Task, TrainSettings, fit
 
 CPU = torch.device("cpu")
@@ -143,3 +145,23 @@ def test_same_seed_gives_identical_training_on_cpu(vgg_small, tmp_path):
     second = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "y.ckpt", tmp_path / "y.csv")
     assert [r["val_mae"] for r in first.history] == [r["val_mae"] for r in second.history]
     assert all(torch.equal(v, second.state_dict[k]) for k, v in first.state_dict.items())
+
+
+def test_a_progress_line_within_long_epochs_only(vgg_small, tmp_path, monkeypatch, caplog):
+    train, val = vgg_small  # 8 patches at batch 4: 2 steps per epoch
+    caplog.set_level("INFO", logger=trainer_module.__name__)
+    fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "q.ckpt", tmp_path / "q.csv")
+    assert not [r for r in caplog.records if " s per step" in r.getMessage()]  # epochs shorter than 30 s: quiet
+
+    caplog.clear()
+    monkeypatch.setattr(trainer_module, "PROGRESS_SECONDS", 0.0)  # every epoch is "long"
+    fit(_mcnn_task(), train, val, settings(epochs=3), CPU, tmp_path / "p.ckpt", tmp_path / "p.csv")
+    lines = [r.getMessage() for r in caplog.records if " s per step" in r.getMessage()]
+    assert len(lines) == 3  # after step 1 of 2, in each epoch
+    for epoch, line in enumerate(lines, start=1):
+        match = re.fullmatch(rf"run: epoch {epoch}/3, step 1/2, ([\d.]+) s per step, about (\d+) s left for the run",
+                             line)
+        assert match, line
+        per_step, left = float(match[1]), int(match[2])
+        steps_left = 1 + (3 - epoch) * 2
+        assert abs(left - steps_left * per_step) <= 0.5 + 0.01 * steps_left, line

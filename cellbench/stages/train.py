@@ -11,7 +11,7 @@ import torch
 from .. import runs
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
-from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss
+from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss, training_sizes
 from ..provenance import environment
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
@@ -40,7 +40,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     limits = config["train"]["max_images"]
     train = load_split(prepared, split_file, "train", limits["train"])
     val = load_split(prepared, split_file, "val", limits["val"])
-    model = build_model(spec, config["train"]["pretrained"])
+    model = build_model(spec, config["train"]["pretrained"], training_sizes(config))
     task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
@@ -70,7 +70,7 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     spec = get_method(method)
     counter = runs.SavedCounter.read(run_dir).model(spec)
     target = config["targets"][dataset]
-    model = CounterConditionedLocalizer(counter, build_localizer(spec), spec.stride, target["density_scale"])
+    model = CounterConditionedLocalizer(counter, build_localizer(spec, training_sizes(config)), spec.stride, target["density_scale"])
     limits = config["train"]["max_images"]
     train = load_split(prepared, split_file, "train", limits["train"])
     val = load_split(prepared, split_file, "val", limits["val"])
