@@ -46,7 +46,8 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
     result = fit(task, train, val, train_settings(config, seed), device, run_dir / runs.COUNTER_CHECKPOINT,
                  run_dir / runs.COUNTER_LOG)
-    runs.SavedCounter(method=method, best=result.state_dict, last=result.last_state_dict,
+    runs.SavedCounter(method=method, best=result.state_dict,
+                      last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
                       count_scale=task.count_scale).save(run_dir)
     write_json(run_dir / runs.METADATA, {
