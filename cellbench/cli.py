@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     sums.add_argument("--verified", required=True, help="for example results/raw/DCC/verified.json")
     sums.add_argument("--out", default=None, help="for example datasets/DCC/SHA256SUMS (default: print)")
     sub.add_parser("methods", help="list the methods found under methods/")
+    sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a GPU "
+                                     "(with the estimated time)")
     sub.add_parser("validate", help="check the configuration; build every selected method's networks and check "
                                     "their output at the input sizes training will use")
     docs = sub.add_parser("docs", help="write the key tables of the READMEs from workflow/schemas")
@@ -106,6 +108,13 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.stage == "validate":
         return _validate(config)
+    if args.stage == "preflight":
+        from .preflight import preflight
+        message = preflight(config)
+        if message:
+            print(f"cellbench preflight: {message}", file=sys.stderr)
+            return 3
+        return 0
     elif args.stage in ("fetch", "prepare", "split", "stats"):
         from .stages import data
         if args.stage == "fetch":
