@@ -46,14 +46,11 @@ def cpu_training_steps(config: dict) -> int:
     return steps
 
 
-def _duration(seconds: float) -> str:
-    hours = seconds / 3600
-    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
-
-
 def preflight(config: dict, cuda_available: bool | None = None) -> str | None:
     """None when the benchmark may start; else the message that stops it."""
     import torch
+
+    from .training.trainer import duration_text
 
     if config["train"]["device"] != "auto" or os.environ.get(ALLOW_CPU_ENV) == "1":
         return None  # a device named explicitly, or the CPU insisted on
@@ -65,7 +62,7 @@ def preflight(config: dict, cuda_available: bool | None = None) -> str | None:
             f"would train on the CPU: {len(selected_methods(config))} methods x {len(config['datasets'])} datasets "
             f"x {len(config['seeds'])} seeds, about {steps:,} training steps; at about "
             f"{CPU_SECONDS_PER_STEP:g} s per step (a VGG-19 method at batch 8 on a 2-core CPU) that is about "
-            f"{_duration(seconds)}. Nothing was started.\n"
+            f"{duration_text(seconds)}. Nothing was started.\n"
             f"  to see every stage work in minutes on this machine:  bash run.sh smoke\n"
             f"  to run the full benchmark on the CPU all the same:     {ALLOW_CPU_ENV}=1 bash run.sh full\n"
             f"  (or set train.device: cpu in config/config.yaml)")

@@ -92,6 +92,16 @@ def scratch_methods(tmp_path, monkeypatch):
     return root
 
 
+def _add_method(root, name: str, definition: str, model: str | None = None):
+    """methods/<name>/ with its method.yaml (and model.py) in a scratch methods folder."""
+    d = root / name
+    d.mkdir()
+    (d / "method.yaml").write_text(definition)
+    if model is not None:
+        (d / "model.py").write_text(model)
+    return d
+
+
 def test_method_with_wrong_output_shape_is_refused(scratch_methods):
     d = scratch_methods / "broken"
     d.mkdir()
@@ -114,20 +124,15 @@ def test_method_missing_its_model_is_refused(scratch_methods):
 
 
 def test_method_with_unknown_key_is_refused(scratch_methods):
-    d = scratch_methods / "typo"
-    d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\nstrde: 8\n")
+    _add_method(scratch_methods, "typo", "model: model.py:Net\noutput: null\nstrde: 8\n")
     with pytest.raises(MethodError, match=r"typo/method\.yaml: invalid[\s\S]*Additional properties are not allowed \('strde' was unexpected\)"):
         get_method("typo")
 
 
 def test_a_broken_method_folder_names_itself_and_stops_only_the_runs_that_select_it(scratch_methods):
-    folders = {"badyaml": "model: [unclosed\n", "typo": "model: model.py:Net\nstrde: 8\n",
-               "noimport": "model: model.py:Net\noutput: null\n"}
-    for name, text in folders.items():
-        (scratch_methods / name).mkdir()
-        (scratch_methods / name / "method.yaml").write_text(text)
-    (scratch_methods / "noimport" / "model.py").write_text("import no_such_module\n")
+    _add_method(scratch_methods, "badyaml", "model: [unclosed\n")
+    _add_method(scratch_methods, "typo", "model: model.py:Net\nstrde: 8\n")
+    _add_method(scratch_methods, "noimport", "model: model.py:Net\noutput: null\n", "import no_such_module\n")
     found = discover()  # the folders that do not load are left out; an import fails only when built
     assert "mcnn" in found and "noimport" in found and not {"badyaml", "typo"} & set(found)
     config = validate_config({"methods": ["mcnn"]})
@@ -148,9 +153,7 @@ def test_a_broken_method_folder_names_itself_and_stops_only_the_runs_that_select
 
 
 def test_an_unknown_paper_name_is_refused_naming_the_valid_rows(scratch_methods):
-    d = scratch_methods / "mine"
-    d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\npaper_name: FCRN-A\n")
+    d = _add_method(scratch_methods, "mine", "model: model.py:Net\noutput: null\npaper_name: FCRN-A\n")
     assert {"FCRN", "MCNN", "DCL (Ours)", "w/o GMP"} <= set(paper_names())
     with pytest.raises(MethodError, match=r"mine/method\.yaml: paper_name 'FCRN-A' is not a row of "
                                           r"paper_dcl_miccai2024\.csv; valid: .*'FCRN'.*'MCNN'"):
@@ -160,14 +163,11 @@ def test_an_unknown_paper_name_is_refused_naming_the_valid_rows(scratch_methods)
 
 
 def test_a_model_that_fails_at_one_training_size_is_refused_naming_the_size(scratch_methods):
-    d = scratch_methods / "picky"
-    d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Picky\noutput: null\nstride: 8\n")
-    (d / "model.py").write_text(
-        "import torch\nclass Picky(torch.nn.Module):\n"
-        "    def forward(self, x):\n"
-        "        out = torch.nn.functional.avg_pool2d(x[:, :1], 8)\n"
-        "        return out[..., :-1, :] if x.shape[-1] == 96 else out\n")
+    _add_method(scratch_methods, "picky", "model: model.py:Picky\noutput: null\nstride: 8\n",
+                "import torch\nclass Picky(torch.nn.Module):\n"
+                "    def forward(self, x):\n"
+                "        out = torch.nn.functional.avg_pool2d(x[:, :1], 8)\n"
+                "        return out[..., :-1, :] if x.shape[-1] == 96 else out\n")
     spec = get_method("picky")
     validate_method(spec, [256, 64])
     with pytest.raises(MethodError, match=r"picky/method\.yaml .*for a 96x96 input the model must return shape "

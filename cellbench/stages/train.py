@@ -71,7 +71,8 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     spec = get_method(method)
     counter = runs.SavedCounter.read(run_dir).model(spec)
     target = config["targets"][dataset]
-    model = CounterConditionedLocalizer(counter, build_localizer(spec, training_sizes(config)), spec.stride, target["density_scale"])
+    localizer = build_localizer(spec, training_sizes(config))
+    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target["density_scale"])
     limits = config["train"]["max_images"]
     train = load_split(prepared, split_file, "train", limits["train"])
     val = load_split(prepared, split_file, "val", limits["val"])

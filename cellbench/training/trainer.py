@@ -110,7 +110,8 @@ def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, va
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration for a person: seconds, minutes, hours or days."""
     seconds = max(0.0, seconds)
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -241,7 +242,7 @@ class Trainer:
         per_step = seconds / steps_done
         steps_left = (self.steps_per_epoch - steps_done) + (self.settings.epochs - epoch) * self.steps_per_epoch
         log.info("%s: epoch %d/%d, step %d/%d, %.2f s per step, about %s left for the run", self.task.label, epoch,
-                 self.settings.epochs, steps_done, self.steps_per_epoch, per_step, _duration(steps_left * per_step))
+                 self.settings.epochs, steps_done, self.steps_per_epoch, per_step, duration_text(steps_left * per_step))
 
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step; the loss and the output (both detached, on the device)."""
@@ -294,7 +295,7 @@ class Trainer:
         log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs%s", epoch,
                  self.settings.epochs, train_loss, f"{row['val_mae']:.3f}" if val_metrics else "-",
                  self.best.mae, self.best.epoch, row["lr"], seconds,
-                 f"  (about {_duration(left)} left)" if left > 0 else "")
+                 f"  (about {duration_text(left)} left)" if left > 0 else "")
         _write_log(self.log_path, self.history)
 
     def checkpoint(self, epoch: int) -> None:
