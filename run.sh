@@ -3,7 +3,9 @@
 # use, installs cellbench and its dependencies into it, then runs what is asked.
 #
 #   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
-#   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected)
+#   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected:
+#                                        without one it stops with the estimated CPU time, unless
+#                                        CELLBENCH_ALLOW_CPU=1 or train.device: cpu is set)
 #   bash run.sh test  [pytest args]      the test suite
 #   bash run.sh report [smoke|full]      Snakemake's HTML report (reports/report.html) of the smoke
 #                                        or the full run that finished last (default: smoke)
@@ -33,7 +35,7 @@ command="${1:-smoke}"
 shift || true
 case "$command" in
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
-    full)  exec snakemake --cores all "$@" ;;
+    full)  python -m cellbench preflight && exec snakemake --cores all "$@" ;;
     test)  exec python -m pytest "$@" ;;
     report)
         # The report lists the outputs of the profile's targets: the smoke profile's (three

@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sums.add_argument("--verified", required=True, help="for example results/raw/DCC/verified.json")
     sums.add_argument("--out", default=None, help="for example datasets/DCC/SHA256SUMS (default: print)")
     sub.add_parser("methods", help="list the methods found under methods/")
-    sub.add_parser("validate", help="check the configuration")
+    sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a GPU "
+                                     "(with the estimated time)")
+    sub.add_parser("validate", help="check the configuration; build every selected method's networks and check "
+                                    "their output at the input sizes training will use")
     docs = sub.add_parser("docs", help="write the key tables of the READMEs from workflow/schemas")
     docs.add_argument("--check", action="store_true", help="only report READMEs that are out of date (exit 1)")
 
@@ -92,9 +95,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{path}: {'out of date' if args.check else 'updated'}")
         return 1 if args.check and stale else 0
     if args.stage == "methods":
-        from .methods import discover
-        for name, spec in discover().items():
+        from .methods import scan
+        specs, broken = scan()
+        for name, spec in specs.items():
             print(f"{name:16s} {spec.description}")
+        for name, reason in sorted(broken.items()):
+            print(f"{name:16s} BROKEN: {reason}")
         return 0
     if args.stage in ("publish", "compare"):
         return _reference(args)
@@ -102,7 +108,14 @@ def _run(args: argparse.Namespace) -> int:
         return _sha256sums(args)
     config = _config(args)
     if args.stage == "validate":
-        print("configuration is valid")
+        return _validate(config)
+    if args.stage == "preflight":
+        from .preflight import preflight
+        message = preflight(config)
+        if message:
+            print(f"cellbench preflight: {message}", file=sys.stderr)
+            return 3
+        return 0
     elif args.stage in ("fetch", "prepare", "split", "stats"):
         from .stages import data
         if args.stage == "fetch":
@@ -129,6 +142,25 @@ def _run(args: argparse.Namespace) -> int:
         build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),
                               Path(args.split))
     return 0
+
+
+def _validate(config: dict) -> int:
+    """Every selected method built as training will build it, its output checked at each training size."""
+    from .methods import get_method, selected_methods, training_sizes, validate_method
+
+    print("configuration is valid")
+    sizes = training_sizes(config)
+    shown = ", ".join(f"{s}x{s}" for s in sizes)
+    failed = 0
+    for name in selected_methods(config):
+        try:
+            validate_method(get_method(name), sizes)
+        except CellbenchError as exc:
+            print(f"cellbench validate: error: {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{name:16s} ok (output checked at {shown})")
+    return 2 if failed else 0
 
 
 def _sha256sums(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import yaml
 from . import project_root
 from .data.registry import available_datasets
 from .errors import ConfigError
-from .methods import available_methods
+from .methods import scan
 from .schemas import deep_merge, load_yaml, schema
 from .schemas import validate as validate_schema
 
@@ -77,7 +77,10 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             raise ConfigError(f"targets: no entry for dataset {name!r} (needs sigma and density_scale)")
     named = ([] if config["methods"] == "all" else config["methods"]) + config["exclude_methods"]
     if named:
-        known_methods = sorted(available_methods() if known_methods is None else known_methods)
+        if known_methods is None:  # a broken method is known: it may be named in exclude_methods
+            specs, broken = scan()
+            known_methods = [*specs, *broken]
+        known_methods = sorted(known_methods)
         for name in named:
             if name not in known_methods:
                 raise ConfigError(f"methods: unknown method {name!r}; known: {', '.join(known_methods)}")

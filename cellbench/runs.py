@@ -19,6 +19,7 @@ from .localizer import CounterConditionedLocalizer
 from .methods import MethodSpec, build_localizer, build_model
 
 COUNTER = "counter.pt"
+COUNTER_LAST = "counter_last.pt"   # only with train.keep_last_weights
 COUNTER_LOG = "counter_log.csv"
 COUNTER_CHECKPOINT = "counter.ckpt"
 METADATA = "metadata.json"
@@ -53,23 +54,36 @@ def _load(path: Path) -> dict:
 
 @dataclass
 class SavedCounter:
-    """A trained counter: best (selected on validation) and last epoch's weights."""
+    """A trained counter: the weights selected on validation (fp32, in counter.pt) and, when
+    ``train.keep_last_weights`` is set, the last epoch's (in counter_last.pt; else None)."""
     method: str
     best: dict
-    last: dict
+    last: dict | None
     best_epoch: int
     best_val_mae: float
     count_scale: float   # count = sum(output map) / count_scale
 
     def save(self, directory: Path) -> None:
+        """counter.pt; counter_last.pt when the last weights are kept, else any earlier one removed."""
         with atomic_path(directory / COUNTER) as tmp:
-            torch.save(asdict(self), tmp)
+            torch.save(dict(asdict(self), last=None), tmp)
+        if self.last is None:
+            (directory / COUNTER_LAST).unlink(missing_ok=True)
+            return
+        with atomic_path(directory / COUNTER_LAST) as tmp:
+            torch.save({"method": self.method, "last": self.last}, tmp)
 
     @classmethod
     def read(cls, directory: Path) -> "SavedCounter":
-        return cls(**_load(directory / COUNTER))
+        saved = cls(**_load(directory / COUNTER))
+        if saved.last is None and (directory / COUNTER_LAST).is_file():
+            saved.last = _load(directory / COUNTER_LAST)["last"]
+        return saved
 
     def model(self, spec: MethodSpec, which: str = "best") -> torch.nn.Module:
+        if which == "last" and self.last is None:
+            raise CellbenchError(f"the last epoch's weights of {self.method} were not kept "
+                                 f"(train.keep_last_weights: true keeps them)")
         model = build_model(spec, "none")
         model.load_state_dict(self.best if which == "best" else self.last)
         return model

@@ -92,3 +92,18 @@ def test_a_python_without_the_dependencies_gets_one_line_not_a_traceback():
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "source .venv/bin/activate" in done.stderr and "bash run.sh" in done.stderr
+
+
+def test_the_full_profile_without_a_gpu_stops_with_the_estimated_time(config, monkeypatch):
+    from cellbench.preflight import ALLOW_CPU_ENV, preflight
+
+    monkeypatch.delenv(ALLOW_CPU_ENV, raising=False)
+    message = preflight(config, cuda_available=False)
+    assert message and "would train on the CPU" in message
+    assert " days" in message and "bash run.sh smoke" in message and f"{ALLOW_CPU_ENV}=1 bash run.sh full" in message
+    assert preflight(config, cuda_available=True) is None
+    assert preflight(_with(config, ("train", "device"), "cpu"), cuda_available=False) is None  # asked for
+    monkeypatch.setenv(ALLOW_CPU_ENV, "1")
+    assert preflight(config, cuda_available=False) is None
+    # run.sh full calls it before Snakemake
+    assert "python -m cellbench preflight && exec snakemake" in (REPO_ROOT / "run.sh").read_text()

@@ -9,7 +9,9 @@ import torch
 
 from cellbench.methods import registry as methods_module
 from cellbench.errors import MethodError
-from cellbench.methods import build_localizer, build_model, discover, get_method
+from cellbench.config import validate as validate_config
+from cellbench.methods import (build_localizer, build_model, discover, get_method, paper_names, selected_methods,
+                               validate_method)
 
 STRIDES = {"dcl": 8, "dcl_no_gmp": 8, "csrnet": 8, "mcnn": 4}
 
@@ -90,6 +92,16 @@ def scratch_methods(tmp_path, monkeypatch):
     return root
 
 
+def _add_method(root, name: str, definition: str, model: str | None = None):
+    """methods/<name>/ with its method.yaml (and model.py) in a scratch methods folder."""
+    d = root / name
+    d.mkdir()
+    (d / "method.yaml").write_text(definition)
+    if model is not None:
+        (d / "model.py").write_text(model)
+    return d
+
+
 def test_method_with_wrong_output_shape_is_refused(scratch_methods):
     d = scratch_methods / "broken"
     d.mkdir()
@@ -108,12 +120,56 @@ def test_method_missing_its_model_is_refused(scratch_methods):
         build_model(get_method("nomodel"))
     (d / "method.yaml").write_text("stride: 8\n")
     with pytest.raises(MethodError, match=r"nomodel/method\.yaml: invalid[^\n]*\n  <top level>: 'model' is a required property"):
-        discover()
+        get_method("nomodel")
 
 
 def test_method_with_unknown_key_is_refused(scratch_methods):
-    d = scratch_methods / "typo"
-    d.mkdir()
-    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\nstrde: 8\n")
+    _add_method(scratch_methods, "typo", "model: model.py:Net\noutput: null\nstrde: 8\n")
     with pytest.raises(MethodError, match=r"typo/method\.yaml: invalid[\s\S]*Additional properties are not allowed \('strde' was unexpected\)"):
-        discover()
+        get_method("typo")
+
+
+def test_a_broken_method_folder_names_itself_and_stops_only_the_runs_that_select_it(scratch_methods):
+    _add_method(scratch_methods, "badyaml", "model: [unclosed\n")
+    _add_method(scratch_methods, "typo", "model: model.py:Net\nstrde: 8\n")
+    _add_method(scratch_methods, "noimport", "model: model.py:Net\noutput: null\n", "import no_such_module\n")
+    found = discover()  # the folders that do not load are left out; an import fails only when built
+    assert "mcnn" in found and "noimport" in found and not {"badyaml", "typo"} & set(found)
+    config = validate_config({"methods": ["mcnn"]})
+    assert selected_methods(config) == ["mcnn"]               # the broken ones are not selected: no error
+    with pytest.raises(MethodError, match=r"method 'badyaml' is broken: .*badyaml/method\.yaml: not valid YAML"
+                                          r"[\s\S]*method 'typo' is broken: .*typo/method\.yaml[\s\S]*'strde' was "
+                                          r"unexpected[\s\S]*leave them out of the run with "
+                                          r"`exclude_methods: \[countception, badyaml, typo\]`"):
+        selected_methods(validate_config({"methods": "all", "exclude_methods": ["countception"]}))
+    # Left out by name (a broken method is a known name for exclude_methods), 'all' runs the rest.
+    chosen = selected_methods(validate_config({"methods": "all", "exclude_methods": ["badyaml", "typo"]}))
+    assert "mcnn" in chosen and "noimport" in chosen
+    # The import error shows when the method is built (cellbench validate, or its training job).
+    with pytest.raises(MethodError, match=r"noimport/model\.py: cannot be imported: ModuleNotFoundError"):
+        validate_method(get_method("noimport"), [256])
+    with pytest.raises(MethodError, match=r"method 'typo' is broken"):
+        get_method("typo")
+
+
+def test_an_unknown_paper_name_is_refused_naming_the_valid_rows(scratch_methods):
+    d = _add_method(scratch_methods, "mine", "model: model.py:Net\noutput: null\npaper_name: FCRN-A\n")
+    assert {"FCRN", "MCNN", "DCL (Ours)", "w/o GMP"} <= set(paper_names())
+    with pytest.raises(MethodError, match=r"mine/method\.yaml: paper_name 'FCRN-A' is not a row of "
+                                          r"paper_dcl_miccai2024\.csv; valid: .*'FCRN'.*'MCNN'"):
+        get_method("mine")
+    (d / "method.yaml").write_text("model: model.py:Net\noutput: null\npaper_name: FCRN\n")
+    assert get_method("mine").paper_name == "FCRN"
+
+
+def test_a_model_that_fails_at_one_training_size_is_refused_naming_the_size(scratch_methods):
+    _add_method(scratch_methods, "picky", "model: model.py:Picky\noutput: null\nstride: 8\n",
+                "import torch\nclass Picky(torch.nn.Module):\n"
+                "    def forward(self, x):\n"
+                "        out = torch.nn.functional.avg_pool2d(x[:, :1], 8)\n"
+                "        return out[..., :-1, :] if x.shape[-1] == 96 else out\n")
+    spec = get_method("picky")
+    validate_method(spec, [256, 64])
+    with pytest.raises(MethodError, match=r"picky/method\.yaml .*for a 96x96 input the model must return shape "
+                                          r"\(1, 1, 12, 12\).*got \(1, 1, 11, 12\)"):
+        validate_method(spec, [256, 96])

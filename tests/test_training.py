@@ -4,6 +4,7 @@ a NaN loss stops the run naming the epoch and step."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from cellbench.errors import TrainingError
 from cellbench.training.losses import count_l1, density_mse
 from cellbench.methods import build_model, get_method
 from cellbench.training.batches import DeviceDataset, augment, make_batch, plan_epoch
+from cellbench.training import trainer as trainer_module
 from cellbench.training.trainer import Task, TrainSettings, fit
 
 CPU = torch.device("cpu")
@@ -143,3 +145,60 @@ def test_same_seed_gives_identical_training_on_cpu(vgg_small, tmp_path):
     second = fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "y.ckpt", tmp_path / "y.csv")
     assert [r["val_mae"] for r in first.history] == [r["val_mae"] for r in second.history]
     assert all(torch.equal(v, second.state_dict[k]) for k, v in first.state_dict.items())
+
+
+def test_a_progress_line_within_long_epochs_only(vgg_small, tmp_path, monkeypatch, caplog):
+    train, val = vgg_small  # 8 patches at batch 4: 2 steps per epoch
+    caplog.set_level("INFO", logger=trainer_module.__name__)
+    fit(_mcnn_task(), train, val, settings(epochs=1), CPU, tmp_path / "q.ckpt", tmp_path / "q.csv")
+    assert not [r for r in caplog.records if " s per step" in r.getMessage()]  # epochs shorter than 30 s: quiet
+
+    caplog.clear()
+    monkeypatch.setattr(trainer_module, "PROGRESS_SECONDS", 0.0)  # every epoch is "long"
+    fit(_mcnn_task(), train, val, settings(epochs=2), CPU, tmp_path / "p.ckpt", tmp_path / "p.csv")
+    lines = [r.getMessage() for r in caplog.records if " s per step" in r.getMessage()]
+    assert len(lines) == 2  # after step 1 of 2, in each epoch
+    for epoch, line in enumerate(lines, start=1):
+        match = re.fullmatch(rf"run: epoch {epoch}/2, step 1/2, ([\d.]+) s per step, about (\d+) s left for the run",
+                             line)
+        assert match, line
+        per_step, left = float(match[1]), int(match[2])
+        steps_left = 1 + (2 - epoch) * 2
+        assert abs(left - steps_left * per_step) <= 0.5 + 0.01 * steps_left, line
+
+
+@pytest.mark.parametrize("keep_last", [False, True])
+def test_a_run_keeps_the_best_weights_and_the_last_only_when_asked(vgg_small, tmp_path, keep_last):
+    """Disk: counter.pt holds the selected weights in fp32 (exact predictions); the last epoch's
+    weights (as large again) are written to counter_last.pt only with train.keep_last_weights."""
+    import pandas as pd
+
+    from cellbench import runs
+    from cellbench.config import validate
+    from cellbench.io import read_json, write_json
+    from cellbench.stages.evaluate import evaluate_stage
+    from cellbench.stages.train import train_stage
+
+    train, val = vgg_small
+    data = train.subset(train.image_ids.tolist())
+    ids = data.image_ids.tolist()
+    data.save(tmp_path / "patches.npz")
+    write_json(tmp_path / "split.json", {"train": ids[:4], "val": ids[4:6], "test": ids[6:8]})
+    config = validate({"datasets": ["VGG"], "methods": ["mcnn"], "train": {
+        "epochs": 2, "batch_size": 4, "device": "cpu", "crop_size": 64, "keep_last_weights": keep_last}})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.COUNTER_LAST).write_bytes(b"stale")  # from an earlier run that kept them
+    args = (config, "VGG", "mcnn", 0, tmp_path / "patches.npz", tmp_path / "split.json", run)
+    train_stage(*args)
+    evaluate_stage(*args)
+    assert (run / runs.COUNTER_LAST).is_file() == keep_last
+    saved = runs.SavedCounter.read(run)
+    assert torch.load(run / runs.COUNTER, weights_only=True)["last"] is None
+    assert all(v.dtype == torch.float32 for v in saved.best.values() if v.is_floating_point())
+    predictions = pd.read_csv(run / runs.PREDICTIONS)
+    assert ("pred_count_last_epoch" in predictions) == keep_last
+    assert (read_json(run / runs.METRICS)["last_epoch"] is not None) == keep_last
+    if not keep_last:
+        with pytest.raises(Exception, match="train.keep_last_weights: true keeps them"):
+            saved.model(get_method("mcnn"), "last")

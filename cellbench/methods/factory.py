@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -32,35 +32,65 @@ def _construct(factory: Callable, options: dict, pretrained: str, where: str) ->
     return model
 
 
-def check_output(model: nn.Module, stride: int, where: str, in_channels: int = 3, size: int = 64) -> None:
-    """Run a tiny input through the model; refuse an output that breaks the contract."""
-    expected = (1, 1, size // stride, size // stride)
+#: The side of the prepared patches: what validation and evaluation feed a model, and training
+#: too unless ``train.crop_size`` crops them.
+PATCH_SIZE = 256
+
+
+def training_sizes(config: dict) -> list[int]:
+    """The square input sizes training will feed a model: whole patches, and the crop when one is set."""
+    crop = config["train"]["crop_size"]
+    return [PATCH_SIZE] + ([crop] if crop and crop < PATCH_SIZE else [])
+
+
+def check_output(model: nn.Module, stride: int, where: str, in_channels: int = 3,
+                 sizes: Iterable[int] = (64,)) -> None:
+    """Run a zero input of each size (square, side ``size``) through the model; refuse an output
+    that breaks the contract, naming the size."""
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        out = model(torch.zeros(1, in_channels, size, size))
-    model.train(was_training)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise MethodError(f"{where}: for a {size}x{size} input the model must return shape {expected} "
-                          f"(one channel at stride {stride}), got {got}")
+    try:
+        for size in sizes:
+            expected = (1, 1, size // stride, size // stride)
+            try:
+                with torch.no_grad():
+                    out = model(torch.zeros(1, in_channels, size, size))
+            except Exception as exc:
+                raise MethodError(f"{where}: the model fails on a {size}x{size} input: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise MethodError(f"{where}: for a {size}x{size} input the model must return shape {expected} "
+                                  f"(one channel at stride {stride}), got {got}")
+    finally:
+        model.train(was_training)
 
 
-def build_model(spec: MethodSpec, pretrained: str = "none") -> nn.Module:
+def build_model(spec: MethodSpec, pretrained: str = "none", sizes: Iterable[int] = (64,)) -> nn.Module:
+    """The method's counter network; its output checked at each input size in ``sizes``."""
     factory = load_callable(spec.directory, spec.model, spec.definition, MethodError)
     model = _construct(factory, spec.options, pretrained, str(spec.definition))
-    check_output(model, spec.stride, f"{spec.definition} ({spec.model})")
+    check_output(model, spec.stride, f"{spec.definition} ({spec.model})", sizes=sizes)
     return model
 
 
-def build_localizer(spec: MethodSpec) -> nn.Module:
+def build_localizer(spec: MethodSpec, sizes: Iterable[int] = (64,)) -> nn.Module:
     """The localizer network alone; it takes the image and the counter map (4 channels) at stride 1."""
     if not spec.localizer:
         raise MethodError(f"{spec.definition}: method {spec.name} declares no localizer")
     factory = load_callable(spec.directory, spec.localizer["model"], spec.definition, MethodError)
     model = _construct(factory, spec.localizer.get("options") or {}, "none", f"{spec.definition} localizer")
-    check_output(model, 1, f"{spec.definition} localizer ({spec.localizer['model']})", in_channels=4)
+    check_output(model, 1, f"{spec.definition} localizer ({spec.localizer['model']})", in_channels=4, sizes=sizes)
     return model
+
+
+def validate_method(spec: MethodSpec, sizes: Iterable[int]) -> None:
+    """Build the method's counter (and localizer) and loss as training will; MethodError when one fails."""
+    sizes = list(sizes)
+    build_model(spec, "none", sizes)
+    if spec.localizer:
+        build_localizer(spec, sizes)
+    resolve_loss(spec)
 
 
 def resolve_loss(spec: MethodSpec) -> Callable:

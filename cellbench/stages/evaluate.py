@@ -1,4 +1,5 @@
-"""Evaluation stage: count every test image with the selected and the last model; metrics."""
+"""Evaluation stage: count every test image with the selected model (and the last epoch's, when its
+weights were kept); metrics."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     tic = time.perf_counter()
     columns["pred_count"] = count_images(best, test, device, saved.count_scale, images=images, **options)
     seconds = time.perf_counter() - tic
-    last = saved.model(spec, "last").to(device)
-    columns["pred_count_last_epoch"] = count_images(last, test, device, saved.count_scale, images=images, **options)
+    if saved.last is not None:  # train.keep_last_weights
+        last = saved.model(spec, "last").to(device)
+        columns["pred_count_last_epoch"] = count_images(last, test, device, saved.count_scale, images=images,
+                                                        **options)
     localizer_metrics = None
     if spec.localizer:
         loc = runs.SavedLocalizer.read(run_dir)
@@ -49,7 +52,8 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
         "status": metadata.get("status", "trained"), "collapse": metadata.get("collapse"),
         "note": "rmse is what the DCL paper and this literature call 'MSE'; mse is the plain mean squared error",
         "best_epoch": saved.best_epoch, "best_val_mae": saved.best_val_mae,
-        "last_epoch": count_metrics(frame["true_count"], frame["pred_count_last_epoch"]),
+        "last_epoch": (count_metrics(frame["true_count"], frame["pred_count_last_epoch"])
+                       if "pred_count_last_epoch" in frame else None),
         "localizer": localizer_metrics,
         "inference_images_per_second": len(images) / seconds if seconds > 0 else None,
         "device": str(device),

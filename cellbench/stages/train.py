@@ -11,7 +11,7 @@ import torch
 from .. import runs
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
-from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss
+from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss, training_sizes
 from ..provenance import environment
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
@@ -38,13 +38,14 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     device = setup(config, seed, threads)
     spec = get_method(method)
     train, val = load_splits(config, prepared, split_file, "train", "val")
-    model = build_model(spec, config["train"]["pretrained"])
+    model = build_model(spec, config["train"]["pretrained"], training_sizes(config))
     task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
     result = fit(task, train, val, train_settings(config, seed), device, run_dir / runs.COUNTER_CHECKPOINT,
                  run_dir / runs.COUNTER_LOG)
-    runs.SavedCounter(method=method, best=result.state_dict, last=result.last_state_dict,
+    runs.SavedCounter(method=method, best=result.state_dict,
+                      last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
                       count_scale=task.count_scale).save(run_dir)
     write_json(run_dir / runs.METADATA, {
@@ -68,7 +69,8 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     spec = get_method(method)
     counter = runs.SavedCounter.read(run_dir).model(spec)
     target = config["targets"][dataset]
-    model = CounterConditionedLocalizer(counter, build_localizer(spec), spec.stride, target["density_scale"])
+    localizer = build_localizer(spec, training_sizes(config))
+    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target["density_scale"])
     train, val = load_splits(config, prepared, split_file, "train", "val")
     output = spec.localizer.get("output")
     task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],

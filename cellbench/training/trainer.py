@@ -39,6 +39,10 @@ from .schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
+#: Within an epoch that lasts longer than this, a progress line every this many seconds. Only the
+#: host's clock is read (no synchronisation with the device), so a fast epoch stays quiet and free.
+PROGRESS_SECONDS = 30.0
+
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "val_count_ratio", "lr", "seconds"]
 
 
@@ -104,6 +108,17 @@ def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, va
                        "sigma": task.sigma, "scale": task.density_scale,
                        "train": train.image_ids.tolist(), "val": val.image_ids.tolist()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for a person: seconds, minutes, hours or days."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
@@ -202,7 +217,12 @@ class Trainer:
         plan = plan_epoch(self.train_data, s.batch_size, self.generator, s.crop_size)
         loss_sum = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        start = last_report = time.perf_counter()
         for step in range(self.steps_per_epoch):
+            now = time.perf_counter()
+            if step and now - last_report >= PROGRESS_SECONDS:
+                self.progress(epoch, step, now - start)
+                last_report = now
             batch = make_batch(self.train_data, plan, step, self.task.stride, s.channels_last)
             loss, _ = self.train_step(batch)
             # Checked at the end of the epoch, to avoid a host sync per step.
@@ -215,6 +235,14 @@ class Trainer:
             raise TrainingError(f"loss became NaN or infinite at epoch {epoch}, step "
                                 f"{bad_step} of {self.steps_per_epoch}; {saved}")
         return float(loss_sum) / self.steps_per_epoch
+
+    def progress(self, epoch: int, steps_done: int, seconds: float) -> None:
+        """The progress line within a long epoch: steps done, time per step, time left for the run
+        (training steps only: the per-epoch validation is not counted)."""
+        per_step = seconds / steps_done
+        steps_left = (self.steps_per_epoch - steps_done) + (self.settings.epochs - epoch) * self.steps_per_epoch
+        log.info("%s: epoch %d/%d, step %d/%d, %.2f s per step, about %s left for the run", self.task.label, epoch,
+                 self.settings.epochs, steps_done, self.steps_per_epoch, per_step, duration_text(steps_left * per_step))
 
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step; the loss and the output (both detached, on the device)."""
@@ -263,9 +291,11 @@ class Trainer:
                "val_count_ratio": val_metrics["count_ratio"] if val_metrics else "",
                "lr": self.optimizer.param_groups[0]["lr"] if self.optimizer else 0.0, "seconds": seconds}
         self.history.append(row)
-        log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs", epoch,
+        left = (self.settings.epochs - epoch) * seconds
+        log.info("epoch %d/%d  loss %.4g  val MAE %s  (best %.3f at %d)  lr %.2e  %.1fs%s", epoch,
                  self.settings.epochs, train_loss, f"{row['val_mae']:.3f}" if val_metrics else "-",
-                 self.best.mae, self.best.epoch, row["lr"], seconds)
+                 self.best.mae, self.best.epoch, row["lr"], seconds,
+                 f"  (about {duration_text(left)} left)" if left > 0 else "")
         _write_log(self.log_path, self.history)
 
     def checkpoint(self, epoch: int) -> None:

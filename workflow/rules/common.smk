@@ -14,6 +14,8 @@ from cellbench.runs import run_path
 
 try:
     validated = validate_config(coerce_command_line_strings(config))
+    # A broken method folder stops the workflow only when the config selects it.
+    METHODS = selected_methods(validated)
     METHOD_SPECS = discover()
 except CellbenchError as exc:
     raise WorkflowError(str(exc))
@@ -21,7 +23,6 @@ config.clear()
 config.update(validated)
 
 DATASETS = config["datasets"]
-METHODS = selected_methods(config)
 SEEDS = config["seeds"]
 LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
 TRAIN_SECTIONS = ("train", "localizer", "targets")
