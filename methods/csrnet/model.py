@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import vgg_features
+from cellbench.backbones import init_new_layers, vgg_features
 
 
 class CSRNet(nn.Module):
@@ -20,10 +20,7 @@ class CSRNet(nn.Module):
             cin = cout
         self.backend = nn.Sequential(*layers)
         self.output = nn.Conv2d(cin, 1, kernel_size=1)
-        for module in [*self.backend, self.output]:
-            if isinstance(module, nn.Conv2d):  # the original's initialisation of the new layers
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+        init_new_layers([self.backend, self.output], self.init_description)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.backend(self.frontend(x)))

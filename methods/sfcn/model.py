@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import vgg_features
+from cellbench.backbones import init_new_layers, vgg_features
 
 
 class SpatialPass(nn.Module):
@@ -47,10 +47,7 @@ class SFCN(nn.Module):
                                      SpatialPass(cin, encoder_kernel, dim=3))   # left-right (convLR)
         self.output = nn.Conv2d(cin, 1, kernel_size=1)
         self.relu = nn.ReLU()
-        for module in [*self.backend.modules(), *self.encoder.modules(), self.output]:
-            if isinstance(module, nn.Conv2d):  # the original's initialisation of the new layers
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+        init_new_layers([self.backend, self.encoder, self.output], self.init_description)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.output(self.encoder(self.backend(self.frontend(x)))))
