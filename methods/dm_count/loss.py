@@ -15,10 +15,38 @@ dot and the centre of an output cell, and the entropic regularisation is 10 px^2
 original, the OT term is summed (not averaged) over the images of a batch, images without dots
 add no OT term, and only the dual potential of the prediction (``beta``) carries a gradient.
 
-The Sinkhorn iterations are POT's batched log-domain solver (``ot.batch``), run on all images
-of the batch at once with the dots padded (padding has zero mass). The original used a
-plain-domain Sinkhorn in float32, whose kernel exp(-C/10) underflows to zero for cells farther
-than about 30 px from every dot; the log domain gives the exact potentials there.
+The Sinkhorn iterations are the original's plain-domain Sinkhorn-Knopp in float32
+(losses/bregman_pytorch.py:sinkhorn_knopp), batched over the images (dots padded with zero
+mass), with its guard M_EPS = 1e-16 in both divisions and in the log of the potential:
+
+    v = b / (K^T u + M_EPS),  u = a / (K v + M_EPS),  K = exp(-C / reg),  beta = reg * log(v + M_EPS)
+
+The guard is not a detail: with reg = 10 px^2 the float32 kernel underflows to zero for cells
+farther than about 32 px from every dot, and there v = b / M_EPS, so beta = reg * log(b / M_EPS),
+a few hundred px^2 (about 310 for b = 1/256) and the same for every such cell, where the exact
+(log-domain) potential grows like the squared distance, up to 1e4 px^2 at 128-pixel crops. An
+earlier version used POT's exact log-domain solver; its OT gradient was then several times the
+original's (2-7x in L2 norm on random 128-pixel crops with 8 dots each), dominated Adam's
+normalised steps at lr 1e-4, and drove the predicted count to 5-8 times the truth within 20
+steps (benchmarks/first_steps.py on MBM). Cells with no predicted mass
+get v = 0 and beta = reg * log(M_EPS), as in the original.
+
+POT's plain-domain solvers could not reproduce this. ot.bregman.sinkhorn_knopp (POT 0.9.7)
+divides without a guard (v = b / K^T u) and, as soon as some K^T u is exactly 0 -- at the first
+iteration whenever a cell is more than ~32 px from every dot, i.e. in almost every crop -- warns
+"numerical errors" and returns the previous (initial, all-ones) scalings; its v is also 0 where
+b = 0, so log(v) = -inf. ot.batch.bregman_projection_batch has no guard either (0 / 0 = NaN).
+Neither takes an epsilon, so the ten-line loop below is written in torch. It keeps the original's
+stopping rule per image: every 10 iterations, an image whose squared marginal error
+||b - v * K^T u||^2 is at most 1e-9 stops updating. The scalings are bounded by 1 / M_EPS, so
+the original's inf/NaN fallback cannot trigger and is left out. Its beta agrees with the
+original's sinkhorn() run image by image to float32 rounding (3e-5 px^2).
+
+The guarded plan u K v is not used for the reported value: it carries no mass from cells whose
+kernel underflowed, so its cost <P, C> leaves out exactly the mass that is far from the dots
+(it even falls as a prediction moves farther away). The value of the OT term is the cost of the
+exact entropic plan from POT's batched log-domain solver (ot.batch), a second Sinkhorn on the
+same (B, N, h*w) problem; only the gradient comes from the guarded potentials.
 """
 
 from __future__ import annotations
@@ -34,7 +62,7 @@ REG = 10.0                 # entropic regularisation of Sinkhorn (in the units o
 NUM_OF_ITER_IN_OT = 100    # Sinkhorn iterations
 NORM_COOD = False          # True: coordinates mapped to [-1, 1] before the squared distance
 STOP_THR = 1e-9            # the original's Sinkhorn stopping threshold
-MIN_MASS = 1e-16           # floor of the predicted distribution inside the log (the original's M_EPS)
+M_EPS = 1e-16              # the original's guard in Sinkhorn's divisions and in log(v)
 
 
 def normalised(pred: torch.Tensor) -> torch.Tensor:
@@ -63,13 +91,35 @@ def cost_matrix(points: torch.Tensor, height: int, width: int, stride: int,
     return (dy[..., :, None] + dx[..., None, :]).flatten(2)
 
 
+def sinkhorn_knopp(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, reg: float = REG,
+                   num_iter: int = NUM_OF_ITER_IN_OT, stop_thr: float = STOP_THR) -> tuple[torch.Tensor, ...]:
+    """The original's guarded plain-domain Sinkhorn, batched: a (B, N), b (B, M), cost (B, N, M),
+    all float32. Returns the scalings u (B, N), v (B, M) and the kernel K (B, N, M)."""
+    kernel = torch.exp(-cost / reg)
+    u = a.clone()  # the original's ones / na: a is 1/n on the dots, 0 on the padding
+    v = torch.ones_like(b) / b.shape[1]
+    active = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
+    for it in range(1, num_iter + 1):
+        v_new = b / (torch.einsum("bn,bnm->bm", u, kernel) + M_EPS)
+        u_new = a / (torch.einsum("bnm,bm->bn", kernel, v_new) + M_EPS)
+        v = torch.where(active[:, None], v_new, v)
+        u = torch.where(active[:, None], u_new, u)
+        if it % 10 == 0:
+            err = (b - torch.einsum("bn,bnm->bm", u, kernel) * v).pow(2).sum(dim=1)
+            active = active & (err > stop_thr)
+            if not active.any():
+                break
+    return u, v, kernel
+
+
 def ot_loss(pred_normed: torch.Tensor, points: torch.Tensor, point_mask: torch.Tensor, stride: int,
             reg: float = REG, num_iter: int = NUM_OF_ITER_IN_OT) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image entropic OT between the normalised prediction and the uniform measure on the dots.
 
     Returns (loss, cost), both (B,): ``cost`` is the transport cost <P, C> of the Sinkhorn plan
-    (detached, in px^2 when NORM_COOD is False); ``loss`` has the value of ``cost`` and the
-    gradient <beta, d pred_normed> of the original (beta: the prediction's dual potential).
+    (detached, in px^2 when NORM_COOD is False; the exact log-domain plan); ``loss`` has the value
+    of ``cost`` and the gradient <beta, d pred_normed> of the original (beta: the prediction's
+    dual potential from the original's guarded float32 Sinkhorn, see the module docstring).
     Images without dots give 0 for both.
     """
     b, _, h, w = pred_normed.shape
@@ -80,11 +130,13 @@ def ot_loss(pred_normed: torch.Tensor, points: torch.Tensor, point_mask: torch.T
     n = point_mask.sum(dim=1, keepdim=True).clamp_min(1)
     # Images without dots get a dummy uniform source so that Sinkhorn stays finite; masked out below.
     source = torch.where(has_dots[:, None], point_mask / n, torch.full_like(n, 1.0 / points.shape[1], dtype=torch.float32))
-    target = pred_normed.detach().flatten(1).clamp_min(MIN_MASS)
+    target = pred_normed.detach().flatten(1).float()
     cost = cost_matrix(points, h, w, stride)
-    out = bregman_log_projection_batch(-cost / reg, source, target, max_iter=num_iter, tol=STOP_THR, grad="detach")
-    beta = reg * out["potentials"][1]  # (B, h*w)
-    transport = (out["T"] * cost).sum(dim=(1, 2))
+    _, v, _ = sinkhorn_knopp(source.float(), target, cost, reg, num_iter)
+    beta = reg * torch.log(v + M_EPS)  # (B, h*w): the original's (guarded) potential, for the gradient
+    exact = bregman_log_projection_batch(-cost / reg, source, target.clamp_min(M_EPS), max_iter=num_iter,
+                                         tol=STOP_THR, grad="detach")
+    transport = (exact["T"] * cost).sum(dim=(1, 2))  # the value: the cost of the exact (log-domain) plan
     linear = (pred_normed.flatten(1) * beta).sum(dim=1)
     loss = transport + linear - linear.detach()
     keep = has_dots.float()
