@@ -55,21 +55,30 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, NullFormatter
     datasets = list(dict.fromkeys(frame["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False, sharey=True)
+    runs = list(dict.fromkeys(zip(frame["method"], frame["setting"])))
+    palette = plt.get_cmap("tab20").colors
+    colour = {run: palette[i % len(palette)] for i, run in enumerate(runs)}
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 2.6, 3.8), squeeze=False, sharey=True)
     for ax, dataset in zip(axes[0], datasets):
         for (method, setting), group in frame[frame["dataset"] == dataset].groupby(["method", "setting"], sort=False):
-            label = method if setting == "default" else f"{method} ({setting})"
-            ax.plot(group["step"], group["ratio"], marker=".", label=label)
+            ax.plot(group["step"], group["ratio"], marker=".", color=colour[(method, setting)], lw=1.2)
         ax.axhspan(*HEALTHY, color="green", alpha=0.08)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_yscale("log")
-        ax.set_title(f"{dataset}: first training steps")
-        ax.set_xlabel("step (batch of 8 patches, 256x256)")
+        ax.set_yticks([0.2, 0.5, 1, 2, 5], labels=["0.2", "0.5", "1", "2", "5"])
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(dataset)
+        ax.set_xlabel("training step (batch of 8)")
     axes[0, 0].set_ylabel("predicted / true count of the batch")
-    axes[0, -1].legend(fontsize=7, loc="best")
+    handles = [plt.Line2D([], [], color=colour[r], marker=".", label=r[0] if r[1] == "default" else f"{r[0]} ({r[1]})")
+               for r in runs]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.suptitle(f"First training steps (shaded: the healthy range {HEALTHY[0]} to {HEALTHY[1]})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def main(argv: list[str] | None = None) -> int:

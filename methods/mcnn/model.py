@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cellbench.backbones import init_new_layers
+
 # (kernel, channels) of the four convolutions of each column; max-pools after the first two.
 COLUMNS = (
     ((9, 16), (7, 32), (7, 16), (7, 8)),
@@ -29,10 +31,9 @@ class MCNN(nn.Module):
         self.columns = nn.ModuleList(_column(spec, in_channels) for spec in COLUMNS)
         self.fuse = nn.Conv2d(sum(spec[-1][1] for spec in COLUMNS), 1, kernel_size=1)
         self.init_description = "random initialisation (MCNN has no pretrained trunk)"
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+        # He-normal, not the original's N(0, 0.01): see README.md (with it the features reaching the
+        # output are ~1e-3 of the input's and the model stays at its starting output).
+        init_new_layers([self.columns, self.fuse], self.init_description)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([column(x) for column in self.columns], dim=1))
