@@ -68,7 +68,7 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
     root = workflow_copy
     _snakemake(root, "--workflow-profile", "profiles/smoke", "--config", "datasets=[MBM]")
     smoke = yaml.safe_load((root / "config" / "smoke.yaml").read_text())
-    methods = sorted({p.parent.name for p in (root / "methods").glob("*/method.yaml")} | {"dcl_no_gmp"}
+    methods = sorted(({p.parent.name for p in (root / "methods").glob("*/method.yaml")} | {"dcl_no_gmp"})
                      - set(smoke["exclude_methods"]))
     assert {"dcl", "mean_count", "dm_count", "tiny"} <= set(methods)
     n_test = smoke["train"]["max_images"]["test"]

@@ -82,7 +82,9 @@ class Countception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.stride // 2  # sample the feature at the centre of each output cell
-        return F.relu(self.output(self.features(x)[..., offset:, offset:]))
+        # Linear, not ReLU: with pixel L1 the map first drifts down (towards each window's median
+        # count); a ReLU output died there within a few dozen steps (README.md).
+        return self.output(self.features(x)[..., offset:, offset:])
 
 
 def window_coverage(size: int, stride: int, device=None) -> torch.Tensor:
