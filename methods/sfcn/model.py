@@ -47,7 +47,12 @@ class SFCN(nn.Module):
                                      SpatialPass(cin, encoder_kernel, dim=3))   # left-right (convLR)
         self.output = nn.Conv2d(cin, 1, kernel_size=1)
         self.relu = nn.ReLU()
-        init_new_layers([self.backend, self.encoder, self.output], self.init_description)
+        init_new_layers([self.backend, self.output], self.init_description)
+        # The spatial encoder is a recurrence over up to 32 slices: it keeps the original's N(0, 0.01)
+        # (gain about 0.25 per slice); He-normal there multiplied the features by ~500 at the output.
+        for conv in (self.encoder[0].conv, self.encoder[1].conv):
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.output(self.encoder(self.backend(self.frontend(x)))))
