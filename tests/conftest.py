@@ -48,3 +48,18 @@ def mbm_small(prepared):
     data = prepared["MBM"]
     ids = data.image_ids.tolist()
     return data.subset(ids[:8]), data.subset(ids[8:10])
+
+
+def adam_losses(model, loss_fn, batch, steps: int, lr: float) -> list[float]:
+    """The loss before each of ``steps`` Adam steps on one fixed batch."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(model(batch.images), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -15,6 +15,8 @@ from cellbench.methods import build_model, get_method, resolve_loss
 from cellbench.training.targets import sum_pool
 from cellbench.training.batches import Batch
 
+from conftest import adam_losses
+
 CLASSIC = {"fcrn": 1, "unet": 1, "countception": 1}  # name -> output stride
 STEPS = {"fcrn": 4, "unet": 4, "countception": 3}  # Count-ception: about 4 s of CPU a step here
 SIZES = [(64, 64), (96, 96), (128, 128), (256, 256), (128, 192)]
@@ -123,12 +125,5 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss(name):
     mean = (batch.density.mean() if batch.density is not None else batch.counts.mean() / 64 ** 2 * spec.stride ** 2)
     with torch.no_grad():
         layer.bias.fill_(float(mean))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(STEPS[name]):
-        loss = loss_fn(model(batch.images), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, loss_fn, batch, STEPS[name], lr=1e-3)
     assert losses[-1] < 0.8 * losses[0], losses

@@ -17,6 +17,8 @@ from cellbench.training.batches import DeviceDataset, augment, make_batch, plan_
 from cellbench.training import trainer as trainer_module
 from cellbench.training.trainer import Task, TrainSettings, fit
 
+from conftest import adam_losses
+
 CPU = torch.device("cpu")
 
 
@@ -39,14 +41,7 @@ def test_dcl_counter_loss_falls_on_a_real_batch(vgg_small):
     model = build_model(get_method("dcl"))
     ds = DeviceDataset(train, CPU)
     batch = make_batch(ds, plan_epoch(ds, 4, torch.Generator().manual_seed(0), 96), 0, 8, False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    losses = []
-    for _ in range(12):
-        loss = count_l1(model(batch.images), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, count_l1, batch, 12, lr=1e-4)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
