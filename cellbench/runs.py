@@ -33,8 +33,6 @@ POINTS = "points.csv"                      # the points each rule keeps, origina
 LOCALIZATION_SUMMARY = "localization.json"  # thresholds (chosen on validation), radii, test scores
 
 RESULTS = "results"
-#: A run's folder as a Snakemake pattern.
-RUN_PATTERN = RESULTS + "/{dataset}/{method}/seed{seed}"
 
 
 def run_dir(results: Path, dataset: str, method: str, seed: int | str) -> Path:

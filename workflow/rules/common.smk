@@ -10,6 +10,7 @@ from cellbench.config import coerce_command_line_strings
 from cellbench.config import validate as validate_config
 from cellbench.errors import CellbenchError
 from cellbench.methods import discover, selected_methods
+from cellbench import runs
 from cellbench.runs import run_path
 
 try:
@@ -53,11 +54,11 @@ def evaluation_inputs(wildcards):
     inputs = {
         "prepared": PREPARED.format(dataset=wildcards.dataset),
         "split": SPLIT.format(dataset=wildcards.dataset, seed=wildcards.seed),
-        "counter": run_path("counter.pt", wildcards.dataset, wildcards.method, wildcards.seed),
+        "counter": run_path(runs.COUNTER, wildcards.dataset, wildcards.method, wildcards.seed),
         "method": method_sources(wildcards),
     }
     if wildcards.method in LOCALIZED:
-        inputs["localizer"] = run_path("localizer.pt", wildcards.dataset, wildcards.method, wildcards.seed)
+        inputs["localizer"] = run_path(runs.LOCALIZER, wildcards.dataset, wildcards.method, wildcards.seed)
     return inputs
 
 

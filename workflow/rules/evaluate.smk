@@ -5,8 +5,8 @@ rule evaluate:
     input:
         unpack(evaluation_inputs),
     output:
-        predictions=run_path("predictions.csv"),
-        metrics=run_path("metrics.json"),
+        predictions=run_path(runs.PREDICTIONS),
+        metrics=run_path(runs.METRICS),
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),

@@ -6,9 +6,9 @@ rule localize:
     input:
         unpack(evaluation_inputs),
     output:
-        localization=run_path("localization.csv"),
-        points=run_path("points.csv"),
-        summary=run_path("localization.json"),
+        localization=run_path(runs.LOCALIZATION),
+        points=run_path(runs.POINTS),
+        summary=run_path(runs.LOCALIZATION_SUMMARY),
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.localization, parent=True),

@@ -10,8 +10,8 @@ rule figures:
     input:
         prepared=PREPARED,
         split=SPLIT.replace("{seed}", str(SEEDS[0])),
-        predictions=lambda w: run_outputs("predictions.csv", [w.dataset]),
-        localization=lambda w: run_outputs("localization.csv", [w.dataset]),
+        predictions=lambda w: run_outputs(runs.PREDICTIONS, [w.dataset]),
+        localization=lambda w: run_outputs(runs.LOCALIZATION, [w.dataset]),
     output:
         scatter=figure("pred_vs_true", "scatter"),
         curves=figure("learning_curves", "curves"),
@@ -33,8 +33,8 @@ rule figures:
 
 rule tables:
     input:
-        predictions=run_outputs("predictions.csv"),
-        localization=run_outputs("localization.csv"),
+        predictions=run_outputs(runs.PREDICTIONS),
+        localization=run_outputs(runs.LOCALIZATION),
         stats=expand("results/stats/{dataset}.json", dataset=DATASETS),
         figures=expand("reports/figures/examples_{dataset}.png", dataset=DATASETS),
     output:

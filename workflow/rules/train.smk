@@ -7,9 +7,9 @@ rule train:
         split=SPLIT,
         method=method_sources,
     output:
-        model=run_path("counter.pt"),
-        log_csv=run_path("counter_log.csv"),
-        metadata=run_path("metadata.json"),
+        model=run_path(runs.COUNTER),
+        log_csv=run_path(runs.COUNTER_LOG),
+        metadata=run_path(runs.METADATA),
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
@@ -30,11 +30,11 @@ rule train_localizer:
     input:
         prepared=PREPARED,
         split=SPLIT,
-        counter=run_path("counter.pt"),
+        counter=run_path(runs.COUNTER),
         method=method_sources,
     output:
-        model=run_path("localizer.pt"),
-        log_csv=run_path("localizer_log.csv"),
+        model=run_path(runs.LOCALIZER),
+        log_csv=run_path(runs.LOCALIZER_LOG),
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.model, parent=True),
