@@ -4,6 +4,10 @@
 API; downloads when not cached and fails clearly offline), ``auto`` (ImageNet weights when
 already in the local torch cache, else random), or a path to a state dict of the torchvision
 model. The chosen initialisation is returned as text and recorded in the run's metadata.
+
+``width`` is the channel-width multiplier of ``train.width`` (1 = the published networks): every
+trunk and every layer a method adds scale their channels with ``scaled``. ImageNet weights exist
+at width 1 only.
 """
 
 from __future__ import annotations
@@ -33,10 +37,21 @@ def _cached_weights_file(weights: models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def _features(cfg: str, state: dict | None, batch_norm: bool = False) -> nn.Sequential:
+def scaled(channels: int, width: float) -> int:
+    """``channels`` at the width multiplier ``width`` (at least one channel)."""
+    return max(1, int(round(channels * width)))
+
+
+def vgg_channels(width: float = 1.0) -> int:
+    """Channels of a VGG trunk's last convolutions (512 at width 1)."""
+    return scaled(512, width)
+
+
+def _features(cfg: str, state: dict | None, batch_norm: bool = False, width: float = 1.0) -> nn.Sequential:
     """Only the convolutional part: building the whole VGG would initialise a 120M-parameter
     classifier that is thrown away (seconds per model on a CPU)."""
-    features = vgg.make_layers(vgg.cfgs[cfg], batch_norm=batch_norm)
+    layers = [v if v == "M" else scaled(v, width) for v in vgg.cfgs[cfg]]
+    features = vgg.make_layers(layers, batch_norm=batch_norm)
     for m in features.modules():
         if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -46,9 +61,22 @@ def _features(cfg: str, state: dict | None, batch_norm: bool = False) -> nn.Sequ
     return features
 
 
-def vgg_features(arch: str, pretrained: str = "none") -> tuple[nn.Sequential, str]:
-    """The ``features`` part of a torchvision VGG and a description of its initialisation."""
+def vgg_features(arch: str, pretrained: str = "none", width: float = 1.0) -> tuple[nn.Sequential, str]:
+    """The ``features`` part of a torchvision VGG (``vgg16``, ``vgg16_bn`` or ``vgg19``) and a
+    description of its initialisation.
+
+    The trunk is an ``nn.Sequential`` of torchvision's layers: 13 (VGG-16) or 16 (VGG-19)
+    3x3 convolutions with ReLU (and batch norm for ``_bn``) and five 2x2 max-pools, so its output
+    has stride 32 and ``vgg_channels(width)`` channels; ``features[:-1]`` drops the last max-pool
+    (stride 16), ``features[:23]`` of VGG-16 stops after conv4_3 (stride 8). At ``width`` other
+    than 1 every convolution has ``scaled(c, width)`` channels and the trunk starts from random
+    initialisation (ImageNet weights exist at width 1 only)."""
     cfg, bn, weights = _ARCHS[arch]
+    if width != 1.0:
+        if pretrained not in ("none", "auto"):
+            raise ConfigError(f"train.pretrained: {pretrained!r} needs train.width: 1 (ImageNet weights exist at "
+                              f"width 1 only; train.width is {width:g}); use pretrained: none or auto")
+        return _features(cfg, None, bn, width), f"random initialisation (width {width:g})"
     if pretrained == "none":
         return _features(cfg, None, bn), "random initialisation"
     if pretrained == "auto":

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     stage("prepare", "convert raw images and dots to 256x256 patches", "dataset", "verified", "out")
     stage("split", "draw the train/test/val split for a seed", "dataset", "seed", "prepared", "out")
     stage("stats", "dataset statistics (images, sizes, cells)", "dataset", "prepared", "out")
-    for name, what in (("train", "train one method's counter on one dataset and seed"),
+    for name, what in (("run", "train, evaluate and localize one run (dataset, method, seed) in one process"),
+                       ("train", "train one method's counter on one dataset and seed"),
                        ("localizer", "train the localizer of a method that declares one (its counter frozen)"),
                        ("evaluate", "count the test images with a trained run; predictions.csv, metrics.json"),
                        ("localize", "locate the cells of the test images with a trained run; localization.csv")):
@@ -72,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("methods", help="list the methods found under methods/")
     sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a GPU "
                                      "(with the estimated time)")
-    sub.add_parser("validate", help="check the configuration; build every selected method's networks and check "
-                                    "their output at the input sizes training will use")
+    validate = sub.add_parser("validate", help="check the configuration; build every selected method's networks "
+                                               "and check their output at the input sizes training will use")
+    validate.add_argument("--method", action="append", default=None,
+                          help="check this method only (repeatable); default: every selected method")
     docs = sub.add_parser("docs", help="write the key tables of the READMEs from workflow/schemas")
     docs.add_argument("--check", action="store_true", help="only report READMEs that are out of date (exit 1)")
 
@@ -108,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         return _sha256sums(args)
     config = _config(args)
     if args.stage == "validate":
-        return _validate(config)
+        return _validate(config, args.method)
     if args.stage == "preflight":
         from .preflight import preflight
         message = preflight(config)
@@ -126,11 +129,12 @@ def _run(args: argparse.Namespace) -> int:
             data.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
         else:
             data.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
-    elif args.stage in ("train", "localizer", "evaluate", "localize"):
+    elif args.stage in ("run", "train", "localizer", "evaluate", "localize"):
         from .stages.evaluate import evaluate_stage
         from .stages.localize import localize_stage
+        from .stages.run import run_stage
         from .stages.train import localizer_stage, train_stage
-        fn = {"train": train_stage, "localizer": localizer_stage, "evaluate": evaluate_stage,
+        fn = {"run": run_stage, "train": train_stage, "localizer": localizer_stage, "evaluate": evaluate_stage,
               "localize": localize_stage}[args.stage]
         fn(config, args.dataset, args.method, args.seed, Path(args.prepared), Path(args.split),
            Path(args.run_dir), threads=args.threads)
@@ -144,17 +148,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(config: dict) -> int:
-    """Every selected method built as training will build it, its output checked at each training size."""
+def _validate(config: dict, methods: list[str] | None = None) -> int:
+    """Every selected method (or those named) built as training will build it, its output checked
+    at each training size."""
     from .methods import get_method, selected_methods, training_sizes, validate_method
 
     print("configuration is valid")
-    sizes = training_sizes(config)
-    shown = ", ".join(f"{s}x{s}" for s in sizes)
     failed = 0
-    for name in selected_methods(config):
+    for name in methods or selected_methods(config):
         try:
-            validate_method(get_method(name), sizes)
+            spec = get_method(name)
+            sizes = training_sizes(config, spec)
+            shown = ", ".join(f"{s}x{s}" for s in sizes)
+            validate_method(spec, sizes, config["train"]["width"])
         except CellbenchError as exc:
             print(f"cellbench validate: error: {exc}", file=sys.stderr)
             failed += 1

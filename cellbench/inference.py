@@ -12,6 +12,15 @@ from .data.prepare import PreparedDataset
 from .inputs import images_tensor, normalise
 
 
+def for_inference(model: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """The model on ``device`` in eval mode, its weights channels-last when its inputs are: a model
+    left contiguous would have its weights re-laid out by every convolution."""
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.eval()
+
+
 def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)

@@ -11,9 +11,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+_CONSTANTS: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ImageNet mean and std on ``device``, made once: building them from a list on every
+    batch is a blocking host-to-device copy, a synchronisation per step."""
+    if device not in _CONSTANTS:
+        _CONSTANTS[device] = (torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+                              torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
+    return _CONSTANTS[device]
+
+
 def normalise(images_uint8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images_uint8.device).view(1, 3, 1, 1)
+    mean, std = _mean_std(images_uint8.device)
     x = (images_uint8.float() / 255.0 - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 

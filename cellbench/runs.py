@@ -60,6 +60,7 @@ class SavedCounter:
     best_epoch: int
     best_val_mae: float
     count_scale: float   # count = sum(output map) / count_scale
+    width: float = 1.0   # train.width the network was built at
 
     def save(self, directory: Path) -> None:
         """counter.pt; counter_last.pt when the last weights are kept, else any earlier one removed."""
@@ -82,7 +83,7 @@ class SavedCounter:
         if which == "last" and self.last is None:
             raise CellbenchError(f"the last epoch's weights of {self.method} were not kept "
                                  f"(train.keep_last_weights: true keeps them)")
-        model = build_model(spec, "none")
+        model = build_model(spec, "none", width=self.width)
         model.load_state_dict(self.best if which == "best" else self.last)
         return model
 
@@ -96,6 +97,7 @@ class SavedLocalizer:
     best_val_mae: float
     count_scale: float
     wall_seconds: float
+    width: float = 1.0
 
     def save(self, directory: Path) -> None:
         with atomic_path(directory / LOCALIZER) as tmp:
@@ -107,6 +109,6 @@ class SavedLocalizer:
 
     def model(self, spec: MethodSpec, counter: torch.nn.Module, density_scale: float) -> CounterConditionedLocalizer:
         """The localizer on top of ``counter``: image -> full-resolution map."""
-        localizer = build_localizer(spec)
+        localizer = build_localizer(spec, width=self.width)
         localizer.load_state_dict(self.best)
         return CounterConditionedLocalizer(counter, localizer, spec.stride, density_scale)

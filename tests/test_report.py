@@ -113,6 +113,38 @@ def test_collapsed_run_is_never_a_number(fake_results, tmp_path):
     assert "collapsed" not in cells[4] and "**" not in cells[2]    # MBM is fine; never bold
 
 
+def test_a_run_that_did_not_learn_is_never_a_number_in_any_table(fake_results, tmp_path):
+    results, _ = fake_results
+    (results / "MBM" / "dcl" / "seed0" / "metrics.json").write_text(json.dumps({"status": "did not learn"}))
+    _fake_localization(results, np.random.default_rng(1))
+    out = _build(results, tmp_path / "reports", METHODS)
+    table2 = pd.read_csv(out / "table2.csv")
+    assert (table2[(table2["method"] == "dcl") & (table2["dataset"] == "MBM")]["n_did_not_learn"] == 1).all()
+    row = next(line for line in (out / "table2.md").read_text().splitlines() if line.startswith("| dcl | ours"))
+    cells = row.split(" | ")
+    assert cells[4] == cells[5].rstrip(" |") == "did not learn (1 of 2 seeds)"   # MBM MAE and RMSE
+    assert "did not learn" not in cells[2]                                       # VGG learned
+    table3 = (out / "table3.md").read_text()
+    assert "did not learn (1 of 2 seeds)" in table3
+    table4 = [line for line in (out / "table4_localization.md").read_text().splitlines() if line.startswith("| dcl |")]
+    assert table4 and all("(did not learn (1 of 2 seeds))" in line for line in table4)
+
+
+def test_a_track_other_than_the_paper_says_so_and_leaves_the_paper_out(fake_results, tmp_path):
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0, 1], methods=METHODS, track="cpu")
+    config["train"].update(width=0.25, crop_size=96, epochs=40)
+    out = tmp_path / "reports"
+    build_reports(config, fake_results[0], out)
+    table2 = (out / "table2.md").read_text()
+    assert "### Table 2: counting error per dataset (cpu track)" in table2
+    assert "cpu track: width 0.25, 96x96 training crops, 40 epochs" in table2 and "not the paper's protocol" in table2
+    assert "| paper (" not in table2 and "ours - paper" not in table2
+    assert pd.read_csv(out / "table2.csv")["paper"].isna().all()
+    assert "(paper:" not in (out / "table3.md").read_text()
+    assert "cpu track" in (out / "README.md").read_text()
+
+
 def test_methods_not_beating_the_floor_are_marked(fake_results, tmp_path):
     results, truth = fake_results
     for dataset in ("VGG", "MBM"):   # a floor that every method beats on MBM and none on VGG

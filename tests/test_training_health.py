@@ -154,3 +154,34 @@ def test_dcl_first_steps_on_mbm_do_not_collapse(mbm_prepared):
     ratios = [r["ratio"] for r in rows]
     assert 0.5 < ratios[0] < 2.0, ratios           # starts at the data's scale
     assert all(HEALTHY[0] <= r <= HEALTHY[1] for r in ratios[3:]), ratios
+
+
+class _Constant(nn.Module):
+    """Learns one number for every output position, whatever the image: it can reach the floor
+    and no further, so it never learns to count (the case that once went unnoticed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.level = nn.Conv2d(1, 1, kernel_size=1)
+
+    def forward(self, x):
+        return self.level(x.new_zeros(x.shape[0], 1, x.shape[-2] // 8, x.shape[-1] // 8))
+
+
+def test_a_run_that_stays_at_the_floor_is_marked_did_not_learn(mbm_small, tmp_path, caplog):
+    train, val = mbm_small
+    task = Task(model=_Constant(), loss=count_l1, stride=8, output={"layer": "level", "activation": "identity"},
+                label="MBM / constant / seed 0")
+    result = fit(task, train, val, _settings(epochs=3, restart_period=3), CPU, tmp_path / "k.ckpt", tmp_path / "k.csv")
+    assert result.floor_val_mae > 0 and result.best_val_mae >= 0.9 * result.floor_val_mae
+    assert result.did_not_learn and result.status == "did not learn" and not result.collapsed
+    assert "MBM / constant / seed 0: did not learn" in caplog.text
+
+
+def test_a_run_that_beats_the_floor_is_not_marked(mbm_small, tmp_path):
+    train, val = mbm_small
+    task = Task(model=_Constant(), loss=count_l1, stride=8, output={"layer": "level", "activation": "identity"})
+    # The same run judged against 1.5 x the floor (which it stays below): it counts as learned.
+    result = fit(task, train, val, _settings(epochs=1, restart_period=1, did_not_learn_ratio=1.5), CPU,
+                 tmp_path / "k.ckpt", tmp_path / "k.csv")
+    assert not result.did_not_learn and result.status == "trained"

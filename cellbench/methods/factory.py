@@ -19,10 +19,21 @@ from ..training.losses import LOSSES
 from .registry import MethodSpec
 
 
-def _construct(factory: Callable, options: dict, pretrained: str, where: str) -> nn.Module:
+#: The constructor argument that receives ``train.width``, the channel-width multiplier.
+WIDTH_ARGUMENT = "width_multiplier"
+
+
+def _construct(factory: Callable, options: dict, pretrained: str, where: str, width: float = 1.0) -> nn.Module:
     kwargs = copy.deepcopy(options)
-    if "pretrained" in inspect.signature(factory).parameters:
+    parameters = inspect.signature(factory).parameters
+    if "pretrained" in parameters:
         kwargs["pretrained"] = pretrained
+    if WIDTH_ARGUMENT in parameters:
+        kwargs[WIDTH_ARGUMENT] = width
+    elif width != 1.0:
+        raise MethodError(f"{where}: train.width is {width:g} but the model takes no {WIDTH_ARGUMENT!r} argument; "
+                          f"a model that can be built narrower accepts it and scales its channels "
+                          f"(methods/README.md, the contract), or run it with train.width: 1")
     try:
         model = factory(**kwargs)
     except TypeError as exc:
@@ -37,9 +48,11 @@ def _construct(factory: Callable, options: dict, pretrained: str, where: str) ->
 PATCH_SIZE = 256
 
 
-def training_sizes(config: dict) -> list[int]:
-    """The square input sizes training will feed a model: whole patches, and the crop when one is set."""
-    crop = config["train"]["crop_size"]
+def training_sizes(config: dict, spec: MethodSpec | None = None) -> list[int]:
+    """The square input sizes training will feed a model: whole patches, and the crop when one is
+    set (the method's own on the config's track, else ``train.crop_size``)."""
+    own = spec.track_settings(config["track"]) if spec else {}
+    crop = own.get("crop_size", config["train"]["crop_size"])
     return [PATCH_SIZE] + ([crop] if crop and crop < PATCH_SIZE else [])
 
 
@@ -66,30 +79,32 @@ def check_output(model: nn.Module, stride: int, where: str, in_channels: int = 3
         model.train(was_training)
 
 
-def build_model(spec: MethodSpec, pretrained: str = "none", sizes: Iterable[int] = (64,)) -> nn.Module:
-    """The method's counter network; its output checked at each input size in ``sizes``."""
+def build_model(spec: MethodSpec, pretrained: str = "none", sizes: Iterable[int] = (64,),
+                width: float = 1.0) -> nn.Module:
+    """The method's counter network at channel width ``width``; its output checked at each input
+    size in ``sizes``."""
     factory = load_callable(spec.directory, spec.model, spec.definition, MethodError)
-    model = _construct(factory, spec.options, pretrained, str(spec.definition))
+    model = _construct(factory, spec.options, pretrained, str(spec.definition), width)
     check_output(model, spec.stride, f"{spec.definition} ({spec.model})", sizes=sizes)
     return model
 
 
-def build_localizer(spec: MethodSpec, sizes: Iterable[int] = (64,)) -> nn.Module:
+def build_localizer(spec: MethodSpec, sizes: Iterable[int] = (64,), width: float = 1.0) -> nn.Module:
     """The localizer network alone; it takes the image and the counter map (4 channels) at stride 1."""
     if not spec.localizer:
         raise MethodError(f"{spec.definition}: method {spec.name} declares no localizer")
     factory = load_callable(spec.directory, spec.localizer["model"], spec.definition, MethodError)
-    model = _construct(factory, spec.localizer.get("options") or {}, "none", f"{spec.definition} localizer")
+    model = _construct(factory, spec.localizer.get("options") or {}, "none", f"{spec.definition} localizer", width)
     check_output(model, 1, f"{spec.definition} localizer ({spec.localizer['model']})", in_channels=4, sizes=sizes)
     return model
 
 
-def validate_method(spec: MethodSpec, sizes: Iterable[int]) -> None:
+def validate_method(spec: MethodSpec, sizes: Iterable[int], width: float = 1.0) -> None:
     """Build the method's counter (and localizer) and loss as training will; MethodError when one fails."""
     sizes = list(sizes)
-    build_model(spec, "none", sizes)
+    build_model(spec, "none", sizes, width)
     if spec.localizer:
-        build_localizer(spec, sizes)
+        build_localizer(spec, sizes, width)
     resolve_loss(spec)
 
 

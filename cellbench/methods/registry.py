@@ -43,6 +43,11 @@ class MethodSpec:
     output: dict | None = None      # {layer, activation}: the layer the trainer initialises
     trainable: bool = True
     floor: bool = False
+    tracks: dict = field(default_factory=dict)   # {track: {lr, localizer_lr}}: chosen per track
+
+    def track_settings(self, track: str) -> dict:
+        """This method's own settings on ``track`` (empty when it has none)."""
+        return dict(self.tracks.get(track) or {})
 
     @property
     def definition(self) -> Path:
@@ -58,7 +63,7 @@ def _validated(raw: dict, where: str) -> dict:
 
 def _spec(name: str, directory: Path, raw: dict, base: str | None) -> MethodSpec:
     keys = {k: raw[k] for k in ("description", "model", "options", "stride", "target", "loss", "localizer",
-                                "paper_name", "reference", "ablation_of", "output", "trainable", "floor")}
+                                "paper_name", "reference", "ablation_of", "output", "trainable", "floor", "tracks")}
     return MethodSpec(name=name, directory=directory, base=base, **keys)
 
 
@@ -169,4 +174,4 @@ def selected_methods(config: dict) -> list[str]:
 def describe(spec: MethodSpec) -> dict:
     return {"name": spec.name, "base": spec.base, "model": spec.model, "options": spec.options,
             "stride": spec.stride, "target": spec.target, "loss": spec.loss, "localizer": spec.localizer,
-            "output": spec.output, "trainable": spec.trainable}
+            "output": spec.output, "trainable": spec.trainable, "tracks": spec.tracks}

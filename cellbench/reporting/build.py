@@ -14,6 +14,7 @@ from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
 from . import plots, tables
 from .collect import localization_per_seed, paired_differences, paper_numbers, per_seed_metrics, summarise
+from .track import track_caption
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     paper_names = {m: specs[m].paper_name for m in methods}
 
     floors = [m for m in methods if specs[m].floor]
-    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors)
+    track = track_caption(config)
+    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors, track)
     tables.write_table(frame, grid, out / "table2")
-    frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors)
+    frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors, track)
     tables.write_table(frame, grid, out / "table3")
     stats = [read_json(results / "stats" / f"{d}.json") for d in datasets if (results / "stats" / f"{d}.json").is_file()]
     frame, grid = tables.table1(stats)
@@ -48,7 +50,9 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
 
     localization = localization_per_seed(results, datasets, methods, seeds)
     write_text(out / "localization_per_seed.csv", localization.to_csv(index=False, float_format="%.4f"))
-    frame, grid = tables.table4(localization, datasets, methods)
+    failures = {(d, m): text for d in datasets for m in methods
+                if (text := tables.failure_text(summary, d, m, _seeds_run(summary, d, m)))}
+    frame, grid = tables.table4(localization, datasets, methods, failures, track)
     tables.write_table(frame, grid, out / "table4_localization")
     frame, grid = tables.table4_paired(localization, datasets)
     tables.write_table(frame, grid, out / "table4_paired")
@@ -86,6 +90,11 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
                         out / "figures" / f"localization_{dataset}")
 
 
+def _seeds_run(summary: pd.DataFrame, dataset: str, method: str) -> int:
+    row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+    return int(row["n_seeds"].iloc[0]) if len(row) else 0
+
+
 def reference_methods(specs: dict, methods: list[str]) -> list[str]:
     """The methods marked ``reference: true``: compared with every other method."""
     return [m for m in methods if specs[m].reference]
@@ -120,6 +129,7 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 
 - Machine: {platform.node()} ({platform.machine()}, {device}), Python {sys.version.split()[0]}, torch {torch.__version__}
 - Command line: `{' '.join(sys.argv)}`
+- Experiment: {track_caption(config) or "the DCL paper's protocol (full width, whole 256x256 patches)"}
 - Datasets: {', '.join(config['datasets'])}; seeds: {config['seeds']}; epochs: {config['train']['epochs']};
   initialisation: `train.pretrained: {config['train']['pretrained']}` (see each run's metadata.json for what was used)
 

@@ -27,7 +27,8 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
             for seed in seeds:
                 path = run_dir(results, dataset, method, seed) / PREDICTIONS
                 row = {"dataset": dataset, "method": method, "seed": seed, "mae": np.nan, "rmse": np.nan,
-                       "mse": np.nan, "n_images": 0, "present": path.is_file(), "collapsed": False}
+                       "mse": np.nan, "n_images": 0, "present": path.is_file(), "collapsed": False,
+                       "did_not_learn": False}
                 if path.is_file():
                     frame = pd.read_csv(path)
                     row.update(count_metrics(frame["true_count"], frame["pred_count"]))
@@ -40,6 +41,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                         row["best_epoch"] = metrics.get("best_epoch")
                         row["last_epoch_mae"] = (metrics.get("last_epoch") or {}).get("mae")
                         row["collapsed"] = metrics.get("status") == "collapsed"
+                        row["did_not_learn"] = metrics.get("status") == "did not learn"
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -48,7 +50,8 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation (ddof=1 when two or more seeds) over the seeds that ran."""
     def agg(group: pd.DataFrame) -> pd.Series:
         done = group[group["present"]]
-        out = {"n_seeds": len(done), "n_collapsed": int(done["collapsed"].sum())}
+        out = {"n_seeds": len(done), "n_collapsed": int(done["collapsed"].sum()),
+               "n_did_not_learn": int(done["did_not_learn"].sum()) if "did_not_learn" in done else 0}
         for metric in ("mae", "rmse"):
             values = done[metric].to_numpy(float)
             out[f"{metric}_mean"] = values.mean() if len(values) else np.nan

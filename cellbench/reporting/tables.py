@@ -23,6 +23,29 @@ def _collapsed(n_collapsed: int, n: int) -> str:
     return f"collapsed ({n_collapsed} of {n} seeds)"
 
 
+def _did_not_learn(k: int, n: int) -> str:
+    return f"did not learn ({k} of {n} seeds)"
+
+
+def _failures(summary: pd.DataFrame, dataset: str, method: str) -> tuple[int, int]:
+    """(collapsed seeds, seeds that did not learn) of a method on a dataset."""
+    row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+    if not len(row):
+        return 0, 0
+    return (int(row["n_collapsed"].iloc[0]) if "n_collapsed" in row else 0,
+            int(row["n_did_not_learn"].iloc[0]) if "n_did_not_learn" in row else 0)
+
+
+def failure_text(summary: pd.DataFrame, dataset: str, method: str, n: int) -> str | None:
+    """What a cell shows instead of a number when a seed collapsed or did not learn; else None."""
+    collapsed, not_learned = _failures(summary, dataset, method)
+    if collapsed:
+        return _collapsed(collapsed, n)
+    if not_learned:
+        return _did_not_learn(not_learned, n)
+    return None
+
+
 @dataclass
 class Grid:
     """A table of text cells; ``bold`` marks the best cell of a column."""
@@ -56,11 +79,15 @@ def _floor_means(summary: pd.DataFrame, floors: list[str], dataset: str, metric:
 
 
 def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], methods: list[str],
-           paper_names: dict[str, str | None], floors: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
-    """Our methods on every dataset (mean ± std over seeds), the paper's value and the difference.
+           paper_names: dict[str, str | None], floors: list[str] | None = None,
+           track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+    """Our methods on every dataset (mean ± std over seeds), and, when the runs follow the paper's
+    protocol (``track`` None), the paper's value and the difference.
 
-    A method with a collapsed seed shows "collapsed", never a number; one whose mean is not
-    below the floor baseline's (``floors``, e.g. mean_count) is marked with a dagger."""
+    A method with a collapsed seed shows "collapsed", one with a seed that did not learn "did not
+    learn", never a number; one whose mean is not below the floor baseline's (``floors``, e.g.
+    mean_count) is marked with a dagger. ``track``: the caption of another experiment (the CPU
+    track, the smoke run): its numbers are not comparable with the paper's, which are left out."""
     floors = floors or []
     tidy, cells, best = [], {}, {}
     # Table 2 rows first; a method only in Table 3 (the ablation) takes its numbers from there.
@@ -73,17 +100,20 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
                 mean = _num(row[f"{metric}_mean"].iloc[0]) if len(row) else float("nan")
                 std = _num(row[f"{metric}_std"].iloc[0]) if len(row) else float("nan")
                 n = int(row["n_seeds"].iloc[0]) if len(row) else 0
-                n_collapsed = int(row["n_collapsed"].iloc[0]) if len(row) and "n_collapsed" in row else 0
+                n_collapsed, n_not_learned = _failures(summary, dataset, method)
                 floor = _floor_means(summary, floors, dataset, metric)
                 beats_floor = None if method in floors or math.isnan(floor) or math.isnan(mean) else bool(mean < floor)
                 ref = p2[(p2["method"] == paper_names.get(method)) & (p2["dataset"] == dataset)]
-                paper_value = float(ref[metric].iloc[0]) if len(ref) else float("nan")
+                paper_value = float(ref[metric].iloc[0]) if len(ref) and track is None else float("nan")
                 tidy.append({"dataset": dataset, "method": method, "paper_name": paper_names.get(method),
                              "metric": METRIC_LABELS[metric], "mean": mean, "std": std, "n_seeds": n,
-                             "n_collapsed": n_collapsed, "beats_floor": beats_floor,
+                             "n_collapsed": n_collapsed, "n_did_not_learn": n_not_learned, "beats_floor": beats_floor,
                              "paper": paper_value, "diff_vs_paper": mean - paper_value})
-                cells[(method, dataset, metric)] = (mean, std, n, paper_value, n_collapsed, beats_floor)
-                if not math.isnan(mean) and not n_collapsed and method not in floors:
+                cells[(method, dataset, metric)] = (mean, std, n, paper_value, beats_floor)
+                # The best is among the methods that beat the floor: the floor is the reference, and a
+                # method worse than it is no one's best.
+                if (not math.isnan(mean) and not (n_collapsed or n_not_learned) and method not in floors
+                        and beats_floor is not False):
                     means[method] = mean
             if means:
                 best[(dataset, metric)] = min(means, key=means.get)
@@ -93,29 +123,36 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
     columns = ["method", "row"] + [f"{d} {METRIC_LABELS[m]}" for d in datasets for m in METRIC_LABELS]
     rows, bold = [], set()
     for method in methods:
-        ours, ref, diff = [method, "ours (mean ± std, n seeds)"], [method, f"paper ({paper_names.get(method) or '-'})"], [method, "ours - paper"]
+        ours = [method, "ours (mean ± std, n seeds)"]
+        ref, diff = [method, f"paper ({paper_names.get(method) or '-'})"], [method, "ours - paper"]
         for dataset in datasets:
             for metric in METRIC_LABELS:
-                mean, std, n, paper_value, n_collapsed, beats_floor = cells[(method, dataset, metric)]
+                mean, std, n, paper_value, beats_floor = cells[(method, dataset, metric)]
                 if best.get((dataset, metric)) == method:
                     bold.add((len(rows), len(ours)))
+                failed = failure_text(summary, dataset, method, n) if n else None
                 if not n:
                     ours.append(MISSING)
-                elif n_collapsed:
-                    ours.append(_collapsed(n_collapsed, n))
+                elif failed:
+                    ours.append(failed)
                 else:
                     ours.append(_fmt(mean, std, n) + (f" {BELOW_FLOOR}" if beats_floor is False else ""))
                 ref.append(_fmt(paper_value, digits=1) if not math.isnan(paper_value) else "-")
                 delta = mean - paper_value
                 diff.append(f"{delta:+.2f}" if not math.isnan(delta) else "-")
-        rows += [ours, ref, diff]
+        rows += [ours] + ([ref, diff] if track is None else [])
     notes = ["MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error; ours is computed the same way.",
-             "Bold: lowest mean among our methods in that column. 'missing': the run has no predictions.csv.",
-             "'collapsed': the collapse guard stopped a seed (predictions stayed far from the true counts); no "
-             "number is shown.",
+             "Bold: lowest mean in that column among our methods that beat the floor (the floor itself is left out "
+             "of the comparison). 'missing': the run has no predictions.csv.",
+             "'collapsed': the collapse guard stopped a seed (predictions stayed far from the true counts); "
+             "'did not learn': a seed's best validation MAE stayed at 0.9 x the floor's or above; no number is "
+             "shown for either (per_seed_metrics.csv has them).",
              f"{BELOW_FLOOR}: not better than the floor ({', '.join(floors) or 'none run'}: the training split's mean "
              f"count for every image)."]
-    return frame, Grid("Table 2: counting error per dataset", columns, rows, bold, notes)
+    if track is not None:
+        notes.insert(0, f"{track}. The paper's numbers are not shown: they come from another protocol.")
+    title = "Table 2: counting error per dataset" + (f" ({track.split(':')[0]})" if track else "")
+    return frame, Grid(title, columns, rows, bold, notes)
 
 
 def _seed_summary(summary: pd.DataFrame, dataset: str, method: str, metric: str) -> tuple[float, float, int]:
@@ -126,17 +163,15 @@ def _seed_summary(summary: pd.DataFrame, dataset: str, method: str, metric: str)
     return _num(row[f"{metric}_mean"].iloc[0]), _num(row[f"{metric}_std"].iloc[0]), int(row["n_seeds"].iloc[0])
 
 
-def _n_collapsed(summary: pd.DataFrame, dataset: str, method: str) -> int:
-    row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
-    return int(row["n_collapsed"].iloc[0]) if len(row) and "n_collapsed" in row else 0
+def _failed(summary: pd.DataFrame, dataset: str, method: str) -> bool:
+    return any(_failures(summary, dataset, method))
 
 
 def _cell(summary: pd.DataFrame, dataset: str, method: str, value: tuple[float, float, int]) -> str:
-    """A mean ± std (n) cell, or "missing", or "collapsed (k of n seeds)"."""
+    """A mean ± std (n) cell, or "missing", or "collapsed / did not learn (k of n seeds)"."""
     if not value[2]:
         return MISSING
-    collapsed = _n_collapsed(summary, dataset, method)
-    return _collapsed(collapsed, value[2]) if collapsed else _fmt(*value)
+    return failure_text(summary, dataset, method, value[2]) or _fmt(*value)
 
 
 def _paper_value(paper: pd.DataFrame, name: str | None, dataset: str, metric: str) -> float:
@@ -145,8 +180,10 @@ def _paper_value(paper: pd.DataFrame, name: str | None, dataset: str, metric: st
 
 
 def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pairs: list[tuple[str, str]],
-           paper_names: dict[str, str | None], floors: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
-    """Each ablation beside its full method, and the improvement in % ((ablated - full) / ablated).
+           paper_names: dict[str, str | None], floors: list[str] | None = None,
+           track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+    """Each ablation beside its full method, and the improvement in % ((ablated - full) / ablated);
+    the paper's rows beside them when the runs follow its protocol (``track`` None, see table2).
 
     ``pairs`` holds (full, ablated) method names, from the methods' ``ablation_of``."""
     p3 = paper[paper["table"] == 3]
@@ -161,8 +198,8 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
         for dataset in datasets:
             for metric in METRIC_LABELS:
                 without, with_ = (_seed_summary(summary, dataset, m, metric) for m in (ablated, full))
-                comparable = (without[2] and with_[2] and not _n_collapsed(summary, dataset, ablated)
-                              and not _n_collapsed(summary, dataset, full))
+                comparable = (without[2] and with_[2] and not _failed(summary, dataset, ablated)
+                              and not _failed(summary, dataset, full))
                 improvement = 100 * (without[0] - with_[0]) / without[0] if comparable else float("nan")
                 pw, pf = (_paper_value(p3, names[m], dataset, metric) for m in (ablated, full))
                 paper_improvement = 100 * (pw - pf) / pw if pw == pw and pf == pf else float("nan")
@@ -180,7 +217,7 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
                 values[5].append(f"{paper_improvement:.1f}%" if paper_improvement == paper_improvement else "-")
                 if comparable:
                     bold.add((first + (0 if without[0] < with_[0] else 1), len(values[0]) - 1))
-        table_rows += list(rows.values())
+        table_rows += list(rows.values())[:3] if track is not None else list(rows.values())
     for floor in floors or []:
         row = [f"{floor} (ours, the floor)"]
         for dataset in datasets:
@@ -192,8 +229,11 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
         table_rows.append(row)
     notes = ["Improvement = (ablated - full) / ablated. Bold: the better of our two rows.",
              "MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error."]
-    return pd.DataFrame(tidy), Grid("Table 3: ablations (DCL's global message passing, GMP)", columns, table_rows,
-                                    bold, notes)
+    title = "Table 3: ablations (DCL's global message passing, GMP)"
+    if track is not None:
+        notes.insert(0, f"{track}. The paper's numbers are not shown: they come from another protocol.")
+        title += f" ({track.split(':')[0]})"
+    return pd.DataFrame(tidy), Grid(title, columns, table_rows, bold, notes)
 
 
 def table1(stats: list[dict]) -> tuple[pd.DataFrame, Grid]:
@@ -266,11 +306,14 @@ def _f1_cell(mean: float, std: float, n: int) -> str:
     return "undefined" if math.isnan(mean) else _fmt(mean, std, n, digits=3)
 
 
-def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str]) -> tuple[pd.DataFrame, Grid]:
+def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str],
+           failures: dict[tuple[str, str], str] | None = None, track: str | None = None) -> tuple[pd.DataFrame, Grid]:
     """Localization F1 at each dataset's primary radius, mean ± std over seeds, per method, source
     map and rule (``localization``: ``collect.localization_per_seed``). Bold: highest mean F1 of a
     column. A method with no localization.csv is "missing"; a localizer row appears only for
-    methods that have one."""
+    methods that have one. ``failures``: {(dataset, method): "collapsed ..." or "did not learn ..."},
+    written beside the F1 of such a run's method (its points come from a counter that failed)."""
+    failures = failures or {}
     primary = _primary(localization)
     radius = {d: primary.loc[primary["dataset"] == d, "radius"] for d in datasets}
     radius = {d: (f"{r.iloc[0]:g}" if len(r) else "?") for d, r in radius.items()}
@@ -292,7 +335,8 @@ def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str]) 
                                  "precision_mean": _seed_values(runs, "precision")[0],
                                  "recall_mean": _seed_values(runs, "recall")[0],
                                  "detection_count_mae_mean": _seed_values(runs, "detection_count_mae")[0]})
-                    row.append(_f1_cell(*f1))
+                    row.append(_f1_cell(*f1) + (f" ({failures[(dataset, method)]})"
+                                                if (dataset, method) in failures else ""))
                     column = len(row) - 1
                     if not math.isnan(f1[0]) and f1[0] > best.get(column, (-1.0, None))[0]:
                         best[column] = (f1[0], (len(rows), column))
@@ -303,8 +347,12 @@ def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str]) 
              "threshold: peaks above a threshold chosen per run on the validation split; count-guided: the "
              "round(predicted count) highest peaks, the count from the run's counter.",
              "'missing': no localization.csv for the method on that dataset; 'undefined': no true and no "
-             "predicted points."]
-    return pd.DataFrame(tidy), Grid("Table 4: localization F1 per dataset and method", columns, rows, bold, notes)
+             "predicted points; '(collapsed / did not learn k of n seeds)': the counter of that many seeds failed."]
+    title = "Table 4: localization F1 per dataset and method"
+    if track is not None:
+        notes.insert(0, f"{track}.")
+        title += f" ({track.split(':')[0]})"
+    return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
 
 
 def table4_paired(localization: pd.DataFrame, datasets: list[str]) -> tuple[pd.DataFrame, Grid]:

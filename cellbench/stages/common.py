@@ -9,6 +9,7 @@ import torch
 from ..data.prepare import PreparedDataset
 from ..device import resolve_device, seed_everything
 from ..io import read_json
+from ..methods import MethodSpec
 from ..training.trainer import TrainSettings
 
 
@@ -23,28 +24,51 @@ def load_splits(config: dict, prepared: Path, split_file: Path, *parts: str) -> 
     return [load_split(prepared, split_file, part, limits[part]) for part in parts]
 
 
+def inference_model(model: torch.nn.Module, device: torch.device, config: dict) -> torch.nn.Module:
+    """A trained model ready for the evaluate and localize stages (device, memory format)."""
+    from ..inference import for_inference
+    return for_inference(model, device, config["train"]["channels_last"])
+
+
 def inference_options(config: dict) -> dict:
     """Keyword arguments of ``inference.patch_outputs`` from the config."""
     return {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"]}
 
 
-def train_settings(config: dict, seed: int, stage: str = "counter") -> TrainSettings:
-    """The trainer's settings from ``train`` (the localizer stage overrides some from ``localizer``)."""
+def learning_rate(config: dict, spec: MethodSpec | None, stage: str = "counter") -> float:
+    """Adam's learning rate of a method's counter or localizer: the method's own for the config's
+    track (its ``tracks`` entry, chosen on validation), else the config's."""
+    own = spec.track_settings(config["track"]) if spec else {}
+    if stage == "localizer":
+        return own.get("localizer_lr", config["localizer"]["lr"])
+    return own.get("lr", config["train"]["lr"])
+
+
+def train_settings(config: dict, seed: int, stage: str = "counter", spec: MethodSpec | None = None) -> TrainSettings:
+    """The trainer's settings from ``train`` (the localizer stage overrides some from ``localizer``;
+    the method's ``tracks`` entry its learning rate)."""
     t = config["train"]
     overrides = config["localizer"] if stage == "localizer" else {}
+    own = spec.track_settings(config["track"]) if spec else {}
+    epochs = overrides.get("epochs", t["epochs"])
+    restart_period = overrides.get("restart_period", t["restart_period"])
+    if "epochs" in own and stage == "counter":  # the method's own length on this track: one SGDR period
+        epochs = restart_period = own["epochs"]
     return TrainSettings(
-        epochs=overrides.get("epochs", t["epochs"]), batch_size=t["batch_size"], lr=overrides.get("lr", t["lr"]),
-        weight_decay=t["weight_decay"], restart_period=overrides.get("restart_period", t["restart_period"]),
-        restart_mult=t["restart_mult"], amp=t["amp"], channels_last=t["channels_last"], crop_size=t["crop_size"],
+        epochs=epochs, batch_size=t["batch_size"], lr=learning_rate(config, spec, stage),
+        weight_decay=t["weight_decay"], restart_period=restart_period,
+        restart_mult=t["restart_mult"], amp=t["amp"], channels_last=t["channels_last"],
+        crop_size=own.get("crop_size", t["crop_size"]),
         val_every=t["val_every"], checkpoint_seconds=60.0 * t["checkpoint_minutes"], seed=seed,
         warmup_epochs=overrides.get("warmup_epochs", t["warmup_epochs"]), collapse_low=t["collapse"]["low"],
-        collapse_high=t["collapse"]["high"], collapse_patience=t["collapse"]["patience"])
+        collapse_high=t["collapse"]["high"], collapse_patience=t["collapse"]["patience"],
+        did_not_learn_ratio=t["did_not_learn_ratio"])
 
 
-def setup(config: dict, seed: int, threads: int | None) -> torch.device:
-    """Threads, seeds and the device for a job."""
+def setup(config: dict, seed: int, threads: int | None, training: bool = True) -> torch.device:
+    """Threads, seeds and the device for a job (``training``: autotune cuDNN, see seed_everything)."""
     t = config["train"]
     if t["threads"] or threads:
         torch.set_num_threads(t["threads"] or threads)
-    seed_everything(seed, t["deterministic"])
+    seed_everything(seed, t["deterministic"], training)
     return resolve_device(t["device"])

@@ -14,31 +14,31 @@ from ..inputs import images_tensor
 from ..io import atomic_path, read_json, write_json
 from ..methods import get_method
 from ..metrics import count_metrics
-from .common import inference_options, load_split, setup
+from .common import inference_model, inference_options, load_split, setup
 
 
 def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
                    run_dir: Path, threads: int | None = None) -> None:
     """Count every test image; writes predictions.csv and metrics.json in ``run_dir``."""
-    device = setup(config, seed, threads)
+    device = setup(config, seed, threads, training=False)
     spec = get_method(method)
     test = load_split(prepared, split_file, "test", config["train"]["max_images"]["test"])
     images = images_tensor(test)
     options = inference_options(config)
     columns = {"image_id": test.image_ids, "true_count": test.image_counts}
     saved = runs.SavedCounter.read(run_dir)
-    best = saved.model(spec, "best").to(device)
+    best = inference_model(saved.model(spec, "best"), device, config)
     tic = time.perf_counter()
     columns["pred_count"] = count_images(best, test, device, saved.count_scale, images=images, **options)
     seconds = time.perf_counter() - tic
     if saved.last is not None:  # train.keep_last_weights
-        last = saved.model(spec, "last").to(device)
+        last = inference_model(saved.model(spec, "last"), device, config)
         columns["pred_count_last_epoch"] = count_images(last, test, device, saved.count_scale, images=images,
                                                         **options)
     localizer_metrics = None
     if spec.localizer:
         loc = runs.SavedLocalizer.read(run_dir)
-        wrapped = loc.model(spec, best, config["targets"][dataset]["density_scale"]).to(device)
+        wrapped = inference_model(loc.model(spec, best, config["targets"][dataset]["density_scale"]), device, config)
         columns["localizer_count"] = count_images(wrapped, test, device, loc.count_scale, images=images, **options)
         localizer_metrics = count_metrics(test.image_counts, columns["localizer_count"])
     frame = pd.DataFrame(columns)

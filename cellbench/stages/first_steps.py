@@ -37,8 +37,8 @@ def first_steps(config: dict, dataset: str, method: str, train: PreparedDataset,
     update), their ratio and the learning rate; the shared trainer's steps, on the CPU."""
     seed_everything(seed, False)
     spec = get_method(method)
-    settings = train_settings(config, seed)
-    task = counter_task(config, dataset, spec, build_model(spec, "none"), seed)
+    settings = train_settings(config, seed, spec=spec)
+    task = counter_task(config, dataset, spec, build_model(spec, "none", width=config["train"]["width"]), seed)
     # No checkpoint or log is ever written: only train_step is called, never fit.
     trainer = Trainer(task, train, val, settings, torch.device("cpu"), Path(os.devnull), Path(os.devnull))
     trainer.initialise_output()

@@ -38,7 +38,7 @@ from ..io import atomic_path, write_json
 from ..localization import (Counts, Peaks, choose_threshold, count_rule, find_peaks, image_peaks, match_radii,
                             radii_for, rounded_count, threshold_rule, total, true_points)
 from ..methods import get_method
-from .common import inference_options, load_splits, setup
+from .common import inference_model, inference_options, load_splits, setup
 
 log = logging.getLogger(__name__)
 
@@ -132,18 +132,19 @@ def localize_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     """Localize the test images with a trained run; writes localization.csv, points.csv and
     localization.json in ``run_dir``."""
     tic = time.perf_counter()
-    device = setup(config, seed, threads)
+    device = setup(config, seed, threads, training=False)
     spec = get_method(method)
     val, test = load_splits(config, prepared, split_file, "val", "test")
     options = inference_options(config)
     radii = radii_for(dataset)
     distance = min_distance(test, dataset)
     saved = runs.SavedCounter.read(run_dir)
-    counter = saved.model(spec, "best").to(device)
+    counter = inference_model(saved.model(spec, "best"), device, config)
     models = {"counter": counter}
     if spec.localizer:
         loc = runs.SavedLocalizer.read(run_dir)
-        models["localizer"] = loc.model(spec, counter, config["targets"][dataset]["density_scale"]).to(device)
+        models["localizer"] = inference_model(loc.model(spec, counter, config["targets"][dataset]["density_scale"]),
+                                              device, config)
     truths = {"val": true_points(val), "test": true_points(test)}
     rows, points, summary = [], [], {}
     counts = {}

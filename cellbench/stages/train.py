@@ -38,23 +38,25 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     device = setup(config, seed, threads)
     spec = get_method(method)
     train, val = load_splits(config, prepared, split_file, "train", "val")
-    model = build_model(spec, config["train"]["pretrained"], training_sizes(config))
+    width = config["train"]["width"]
+    model = build_model(spec, config["train"]["pretrained"], training_sizes(config, spec), width)
     task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
-    result = fit(task, train, val, train_settings(config, seed), device, run_dir / runs.COUNTER_CHECKPOINT,
+    result = fit(task, train, val, train_settings(config, seed, spec=spec), device, run_dir / runs.COUNTER_CHECKPOINT,
                  run_dir / runs.COUNTER_LOG)
     runs.SavedCounter(method=method, best=result.state_dict,
                       last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
-                      count_scale=task.count_scale).save(run_dir)
+                      count_scale=task.count_scale, width=width).save(run_dir)
     write_json(run_dir / runs.METADATA, {
         "dataset": dataset, "method": describe(spec), "seed": seed, "config": config,
         "initialisation": getattr(model, "init_description", "not reported by the model"),
         "pretrained": config["train"]["pretrained"], "train_images": len(train.image_ids),
         "val_images": len(val.image_ids), "best_epoch": result.best_epoch,
         "best_val_mae": result.best_val_mae, "wall_seconds": time.time() - tic,
-        "status": "collapsed" if result.collapsed else "trained", "collapse": result.collapsed,
+        "status": result.status, "collapse": result.collapsed,
+        "floor_val_mae": result.floor_val_mae, "did_not_learn": result.did_not_learn,
         "output_bias": result.output_bias,
         "warmup_epochs": config["train"]["warmup_epochs"],
         "environment": environment(device)})
@@ -69,7 +71,7 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     spec = get_method(method)
     counter = runs.SavedCounter.read(run_dir).model(spec)
     target = config["targets"][dataset]
-    localizer = build_localizer(spec, training_sizes(config))
+    localizer = build_localizer(spec, training_sizes(config, spec), config["train"]["width"])
     model = CounterConditionedLocalizer(counter, localizer, spec.stride, target["density_scale"])
     train, val = load_splits(config, prepared, split_file, "train", "val")
     output = spec.localizer.get("output")
@@ -77,10 +79,10 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
                 sigma=target["sigma"], density_scale=target["density_scale"],
                 output=dict(output, layer=f"localizer.{output['layer']}") if output else None,
                 label=f"{dataset} / {method} localizer / seed {seed}", where=f"{spec.definition} (localizer)")
-    result = fit(task, train, val, train_settings(config, seed, "localizer"), device,
+    result = fit(task, train, val, train_settings(config, seed, "localizer", spec), device,
                  run_dir / runs.LOCALIZER_CHECKPOINT, run_dir / runs.LOCALIZER_LOG)
     localizer_state = {k[len("localizer."):]: v for k, v in result.state_dict.items() if k.startswith("localizer.")}
     runs.SavedLocalizer(method=method, best=localizer_state, best_epoch=result.best_epoch,
                         best_val_mae=result.best_val_mae, count_scale=task.count_scale,
-                        wall_seconds=time.time() - tic).save(run_dir)
+                        wall_seconds=time.time() - tic, width=config["train"]["width"]).save(run_dir)
     (run_dir / runs.LOCALIZER_CHECKPOINT).unlink(missing_ok=True)

@@ -2,7 +2,9 @@
 
 The datasets are small (hundreds of 256x256 patches), so a whole training split lives on the
 device; an epoch's random choices are drawn at its start and copied to the device once, and
-batches are gathered and augmented there, with no per-step host work or synchronisation.
+batches are gathered and augmented there, with no per-step host work or synchronisation. The
+dots' coordinates too are held per patch, padded to the most dots of any patch, and moved by the
+same crops, flips and transposes as the images: a loss that reads them costs no synchronisation.
 """
 
 from __future__ import annotations
@@ -25,19 +27,22 @@ class Batch:
     density: torch.Tensor | None    # (B, 1, H/stride, W/stride) scaled density, for density targets
     dots: torch.Tensor | None = None  # (B, 1, H, W) dots per input pixel, augmented like the images
     density_scale: float = 1.0
+    point_set: tuple[torch.Tensor, torch.Tensor] | None = None  # (points, point_mask), from make_batch
 
     @cached_property
     def _point_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return points_from_dots(self.dots)
+        # A batch made by hand (tests, benchmarks) has no point set: it is taken from its dots.
+        return self.point_set if self.point_set is not None else points_from_dots(self.dots)
 
     @property
     def points(self) -> torch.Tensor:
-        """(B, N, 2) float (x, y) input-pixel coordinates of the dots, padded with zeros."""
+        """(B, N, 2) float (x, y) input-pixel coordinates of the dots (pixel j's centre is at j),
+        padded; N is the most dots of any training patch."""
         return self._point_set[0]
 
     @property
     def point_mask(self) -> torch.Tensor:
-        """(B, N) bool: which rows of ``points`` are dots."""
+        """(B, N) bool: which rows of ``points`` are dots (inside the crop)."""
         return self._point_set[1]
 
 
@@ -45,7 +50,7 @@ def points_from_dots(dots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates (x, y) of every dot of a (B, 1, H, W) dot-count map (a pixel holding k dots gives
     k points), padded to the largest count in the batch, and the mask of real entries.
 
-    Computed only when a loss asks for points: it needs one host synchronisation."""
+    Data-dependent shapes: a host synchronisation. The trainer calls it once per split, not per step."""
     b = dots.shape[0]
     flat = dots.reshape(b, -1).round().long()
     index = flat.nonzero()                                # (M, 2): sample, pixel
@@ -73,6 +78,8 @@ class DeviceDataset:
         self.images = images_tensor(data).to(device)
         self.density_scale = density_scale
         self.dots = torch.stack([dot_map(data.patch_points(p), h, w) for p in range(len(data.images))])[:, None].to(device)
+        # The dots' pixel coordinates per patch, padded to the most dots of any patch: (P, N, 2) and (P, N).
+        self.points, self.point_mask = points_from_dots(self.dots)
         self.density = None
         if sigma is not None:
             self.density = (torch.stack([density_map(data.patch_points(p), h, w, sigma)
@@ -142,11 +149,31 @@ def augment(tensors: list[torch.Tensor], draws: torch.Tensor, crop_size: int | N
     return out
 
 
+def augment_points(points: torch.Tensor, mask: torch.Tensor, draws: torch.Tensor, size: tuple[int, int],
+                   crop_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel coordinates (x, y) of ``points`` (B, N, 2) after the crop, transpose and flips of
+    ``draws`` (as ``augment`` applies them to the maps), and the mask of those still inside."""
+    x, y = points[..., 0], points[..., 1]
+    h, w = size
+    if crop_size:
+        x, y = x - draws[5][:, None], y - draws[4][:, None]
+        h = w = crop_size
+        mask = mask & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    if h == w:
+        transpose = draws[1].bool()[:, None]
+        x, y = torch.where(transpose, y, x), torch.where(transpose, x, y)
+    x = torch.where(draws[2].bool()[:, None], (w - 1) - x, x)
+    y = torch.where(draws[3].bool()[:, None], (h - 1) - y, y)
+    return torch.stack([x, y], dim=-1) * mask[..., None], mask
+
+
 def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, channels_last: bool) -> Batch:
     draws = plan.step(step)
     index = draws[0]
     tensors = [ds.images[index], ds.dots[index]] + ([ds.density[index]] if ds.density is not None else [])
     tensors = augment(tensors, draws, plan.crop_size)
+    points = augment_points(ds.points[index], ds.point_mask[index], draws, tuple(ds.images.shape[-2:]),
+                            plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
     return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
-                 dots=tensors[1], density_scale=ds.density_scale)
+                 dots=tensors[1], density_scale=ds.density_scale, point_set=points)

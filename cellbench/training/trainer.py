@@ -3,12 +3,12 @@
 The output layer's bias set from the training data, Adam, a linear warm-up then cosine annealing
 with warm restarts stepped per iteration, flips and 90-degree rotations
 on the device (drawn once per epoch: the steps need no host synchronisation), model selection
-on the validation MAE, a collapse guard, a resumable checkpoint (written atomically) at the end of the first epoch
+on the validation MAE, a collapse guard, a check that the run learned more than the floor, a resumable checkpoint (written atomically) at the end of the first epoch
 ``checkpoint_seconds`` after the last one, a per-epoch CSV log.
 
 ``Trainer.fit`` reads as its steps: ``initialise_output`` and ``resume``, then per epoch
 ``train_epoch`` (of ``train_step``s), ``validate_and_select``, ``guard_collapse``, ``record`` and
-``checkpoint``; then ``result``.
+``checkpoint``; then ``judge_learning`` and ``result``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +65,7 @@ class TrainSettings:
     collapse_low: float = 0.05      # validation predicted/true count ratio below which ...
     collapse_high: float = 20.0     # ... or above which a validation counts towards a collapse
     collapse_patience: int = 5      # validations in a row outside the range: the run has collapsed
+    did_not_learn_ratio: float = 0.9  # best val MAE at or above this times the floor's: did not learn
 
 
 @dataclass
@@ -99,6 +101,13 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     output_bias: float | None = None  # what the output layer's bias was set to
     collapsed: dict | None = None     # {epoch, ratio}: the run was stopped by the collapse guard
+    floor_val_mae: float | None = None  # validation MAE of the floor (the training split's mean count)
+    did_not_learn: bool = False       # best validation MAE never went below did_not_learn_ratio x the floor's
+
+    @property
+    def status(self) -> str:
+        """trained, collapsed or did not learn (what metadata.json, metrics.json and the tables say)."""
+        return "collapsed" if self.collapsed else "did not learn" if self.did_not_learn else "trained"
 
 
 def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, val: PreparedDataset) -> str:
@@ -108,6 +117,14 @@ def _fingerprint(task: Task, settings: TrainSettings, train: PreparedDataset, va
                        "sigma": task.sigma, "scale": task.density_scale,
                        "train": train.image_ids.tolist(), "val": val.image_ids.tolist()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def floor_val_mae(train: PreparedDataset, val: PreparedDataset) -> float:
+    """The validation MAE of the floor: every validation patch predicted at the training split's
+    mean count per patch, summed over each image's patches (what ``mean_count`` predicts)."""
+    per_patch = float(train.patch_counts().mean())
+    patches = np.bincount(val.patch_image, minlength=len(val.image_ids))
+    return float(np.abs(patches * per_patch - val.image_counts.astype(float)).mean())
 
 
 def duration_text(seconds: float) -> str:
@@ -148,6 +165,7 @@ class Trainer:
         self.start_epoch, self.history, self.best = 1, [], Best()
         self.train, self.output_bias = train, None
         self.outside, self.collapsed = 0, None   # validations in a row outside the range; the collapse
+        self.floor_val_mae, self.did_not_learn = floor_val_mae(train, val), False
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         s = self.settings
@@ -155,8 +173,10 @@ class Trainer:
         if not params:
             raise TrainingError(f"{self.task.where or self.task.label}: the model has no trainable parameters "
                                 f"(a baseline without learning says trainable: false in its method.yaml)")
-        # The fused CUDA kernel updates every parameter in one launch instead of several per step.
-        optimizer = torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, fused=self.device.type == "cuda")
+        # The fused kernel updates every parameter in one launch instead of several per step, and
+        # keeps the step count on the device (the unfused one reads it on the host per parameter).
+        optimizer = torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay,
+                                     fused=self.device.type in ("cuda", "cpu"))
         warmup = round(s.warmup_epochs * self.steps_per_epoch)
         period = s.restart_period * self.steps_per_epoch
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -183,6 +203,7 @@ class Trainer:
                     and time.perf_counter() - last_checkpoint >= self.settings.checkpoint_seconds):
                 self.checkpoint(epoch)
                 last_checkpoint = time.perf_counter()
+        self.judge_learning()
         return self.result()
 
     def initialise_output(self) -> None:
@@ -283,6 +304,21 @@ class Trainer:
                       "validations in a row (accepted: %g to %g); training stopped, the run is marked collapsed",
                       self.task.label, epoch, ratio, self.outside, s.collapse_low, s.collapse_high)
 
+    def judge_learning(self) -> None:
+        """Mark a run that never beat the floor on validation by a margin: its output sat near the
+        training mean (dead features, a learning rate too high or too low) while every other guard
+        stayed quiet. A collapsed run is already marked."""
+        if self.collapsed or not self.floor_val_mae > 0:
+            return
+        limit = self.settings.did_not_learn_ratio * self.floor_val_mae
+        if self.best.mae >= limit:
+            self.did_not_learn = True
+            log.error("%s: did not learn: the best validation MAE %.3f (epoch %d) is not below %.2f x the floor's "
+                      "%.3f (the training split's mean count for every image); the run is marked 'did not learn'. "
+                      "Look at its learning curve; a smaller learning rate (train.lr, or the method's tracks entry) "
+                      "often helps", self.task.label, self.best.mae, self.best.epoch,
+                      self.settings.did_not_learn_ratio, self.floor_val_mae)
+
     def record(self, epoch: int, train_loss: float, val_metrics: dict | None, seconds: float) -> None:
         """Append the epoch to the history, log it and rewrite the CSV log."""
         row = {"epoch": epoch, "train_loss": train_loss,
@@ -312,7 +348,8 @@ class Trainer:
             state_dict={k: v.cpu() for k, v in self.best.state.items()},
             last_state_dict={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             best_epoch=self.best.epoch, best_val_mae=self.best.mae, epochs=self.settings.epochs,
-            history=self.history, output_bias=self.output_bias, collapsed=self.collapsed)
+            history=self.history, output_bias=self.output_bias, collapsed=self.collapsed,
+            floor_val_mae=self.floor_val_mae, did_not_learn=self.did_not_learn)
 
 
 def fit(task: Task, train: PreparedDataset, val: PreparedDataset, settings: TrainSettings, device: torch.device,

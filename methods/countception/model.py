@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.backbones import scaled
+
 PATCH = 32        # side of the counting window in input pixels (the original's patch_size)
 LEAK = 0.01       # Lasagne's leaky_rectify
 BN_EPS = 1e-4     # Lasagne's BatchNormLayer epsilon
@@ -55,25 +57,26 @@ class RedundancyScaledConv2d(nn.Conv2d):
 
 
 class Countception(nn.Module):
-    def __init__(self, stride: int = 1):
+    def __init__(self, stride: int = 1, width_multiplier: float = 1.0):
         super().__init__()
         if stride < 1 or PATCH % stride:
             raise ValueError(f"stride must divide the {PATCH}-pixel window, got {stride}")
         self.stride = stride
         self.redundancy = (PATCH // stride) ** 2
+        c = lambda n: scaled(n, width_multiplier)  # noqa: E731
         self.features = nn.Sequential(
-            ConvBN(3, 64, 3, padding=SHRINK // 2),  # the original pads by 32 and crops nothing:
-            Simple(64, 16, 16),                    # here by 16, so that the map has the input's size
-            Simple(32, 16, 32),
-            ConvBN(48, 16, 14),
-            Simple(16, 112, 48),
-            Simple(160, 64, 32),
-            Simple(96, 40, 40),
-            Simple(80, 32, 96),
-            ConvBN(128, 32, 18),
-            ConvBN(32, 64, 1),
-            ConvBN(64, 64, 1))
-        self.output = RedundancyScaledConv2d(64, 1, 1, stride=stride, scale=1.0 / self.redundancy)
+            ConvBN(3, c(64), 3, padding=SHRINK // 2),   # the original pads by 32 and crops nothing:
+            Simple(c(64), c(16), c(16)),                # here by 16, so that the map has the input's size
+            Simple(c(16) + c(16), c(16), c(32)),
+            ConvBN(c(16) + c(32), c(16), 14),
+            Simple(c(16), c(112), c(48)),
+            Simple(c(112) + c(48), c(64), c(32)),
+            Simple(c(64) + c(32), c(40), c(40)),
+            Simple(c(40) + c(40), c(32), c(96)),
+            ConvBN(c(32) + c(96), c(32), 18),
+            ConvBN(c(32), c(64), 1),
+            ConvBN(c(64), c(64), 1))
+        self.output = RedundancyScaledConv2d(c(64), 1, 1, stride=stride, scale=1.0 / self.redundancy)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):  # Lasagne GlorotUniform(gain='relu')
                 nn.init.xavier_uniform_(module.weight, gain=2 ** 0.5)

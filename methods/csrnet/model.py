@@ -5,17 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import init_new_layers, vgg_features
+from cellbench.backbones import init_new_layers, scaled, vgg_channels, vgg_features
 
 
 class CSRNet(nn.Module):
     def __init__(self, backend: tuple[int, ...] = (512, 512, 512, 256, 128, 64), dilation: int = 2,
-                 pretrained: str = "none"):
+                 pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
-        features, self.init_description = vgg_features("vgg16", pretrained)
+        features, self.init_description = vgg_features("vgg16", pretrained, width_multiplier)
         self.frontend = features[:23]  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools
-        layers, cin = [], 512
-        for cout in backend:
+        layers, cin = [], vgg_channels(width_multiplier)
+        for cout in (scaled(c, width_multiplier) for c in backend):
             layers += [nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
             cin = cout
         self.backend = nn.Sequential(*layers)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.backbones import scaled
+
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -14,9 +16,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNetLocalizer(nn.Module):
-    def __init__(self, in_channels: int = 4, base: int = 32, depth: int = 3):
+    def __init__(self, in_channels: int = 4, base: int = 32, depth: int = 3, width_multiplier: float = 1.0):
         super().__init__()
-        widths = [base * 2 ** i for i in range(depth + 1)]
+        widths = [scaled(base * 2 ** i, width_multiplier) for i in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0])] +
                                   [_block(widths[i], widths[i + 1]) for i in range(depth)])
         self.up = nn.ModuleList([_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))])

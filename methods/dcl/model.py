@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import vgg_features
+from cellbench.backbones import vgg_channels, vgg_features
 
 
 class GlobalMessagePassing(nn.Module):
@@ -73,14 +73,15 @@ class DCLCounter(nn.Module):
     GMP (or the identity), 1x1 conv to one channel, softplus (a non-negative density)."""
 
     def __init__(self, gmp: bool = True, num_points: int = 9, init_radius: float = 2.0,
-                 combine: str = "residual", pretrained: str = "none"):
+                 combine: str = "residual", pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
-        features, self.init_description = vgg_features("vgg19", pretrained)
+        features, self.init_description = vgg_features("vgg19", pretrained, width_multiplier)
         self.trunk = features[:-1]  # drop the last max-pool
+        channels = vgg_channels(width_multiplier)
         # The head is built before GMP, so that at one seed the model with and without GMP draw
         # the same trunk and head weights: the ablation is paired at initialisation.
-        self.head = nn.Conv2d(512, 1, kernel_size=1)
-        self.gmp = GlobalMessagePassing(512, num_points, init_radius, combine) if gmp else nn.Identity()
+        self.head = nn.Conv2d(channels, 1, kernel_size=1)
+        self.gmp = GlobalMessagePassing(channels, num_points, init_radius, combine) if gmp else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.trunk(x)

@@ -42,17 +42,23 @@ stopping rule per image: every 10 iterations, an image whose squared marginal er
 the original's inf/NaN fallback cannot trigger and is left out. Its beta agrees with the
 original's sinkhorn() run image by image to float32 rounding (3e-5 px^2).
 
-The guarded plan u K v is not used for the reported value: it carries no mass from cells whose
-kernel underflowed, so its cost <P, C> leaves out exactly the mass that is far from the dots
-(it even falls as a prediction moves farther away). The value of the OT term is the cost of the
-exact entropic plan from POT's batched log-domain solver (ot.batch), a second Sinkhorn on the
-same (B, N, h*w) problem; only the gradient comes from the guarded potentials.
+The OT term's value in the loss is zero, as the original's reported "OT loss" (its
+``ot_obj_values`` minus itself: only the gradient <beta, d z/sum(z)> remains); what the original
+logged as the Wasserstein distance is ``transport_cost`` below, computed only where it is read
+(tests and diagnostics), not at every step: it is the cost of the exact entropic plan from POT's
+batched log-domain solver, a second Sinkhorn on the same problem (the guarded plan u K v carries
+no mass from cells whose kernel underflowed, so its cost would leave out exactly the mass far
+from the dots). POT is needed for that value only, not for training.
+
+A step makes no host synchronisation: the dots come padded to a fixed length with their mask
+(``batch.points``, ``batch.point_mask``), and the Sinkhorn loop always runs its 100 iterations,
+an image that met the stopping rule keeping its scalings (the original's result, without asking
+the device whether every image has stopped).
 """
 
 from __future__ import annotations
 
 import torch
-from ot.batch import bregman_log_projection_batch
 
 from cellbench.training.targets import sum_pool
 
@@ -94,7 +100,8 @@ def cost_matrix(points: torch.Tensor, height: int, width: int, stride: int,
 def sinkhorn_knopp(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, reg: float = REG,
                    num_iter: int = NUM_OF_ITER_IN_OT, stop_thr: float = STOP_THR) -> tuple[torch.Tensor, ...]:
     """The original's guarded plain-domain Sinkhorn, batched: a (B, N), b (B, M), cost (B, N, M),
-    all float32. Returns the scalings u (B, N), v (B, M) and the kernel K (B, N, M)."""
+    all float32. Returns the scalings u (B, N), v (B, M) and the kernel K (B, N, M). An image
+    whose marginal error is at most ``stop_thr`` (checked every 10 iterations) stops updating."""
     kernel = torch.exp(-cost / reg)
     u = a.clone()  # the original's ones / na: a is 1/n on the dots, 0 on the padding
     v = torch.ones_like(b) / b.shape[1]
@@ -107,40 +114,51 @@ def sinkhorn_knopp(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, reg: fl
         if it % 10 == 0:
             err = (b - torch.einsum("bn,bnm->bm", u, kernel) * v).pow(2).sum(dim=1)
             active = active & (err > stop_thr)
-            if not active.any():
-                break
     return u, v, kernel
 
 
-def ot_loss(pred_normed: torch.Tensor, points: torch.Tensor, point_mask: torch.Tensor, stride: int,
-            reg: float = REG, num_iter: int = NUM_OF_ITER_IN_OT) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image entropic OT between the normalised prediction and the uniform measure on the dots.
-
-    Returns (loss, cost), both (B,): ``cost`` is the transport cost <P, C> of the Sinkhorn plan
-    (detached, in px^2 when NORM_COOD is False; the exact log-domain plan); ``loss`` has the value
-    of ``cost`` and the gradient <beta, d pred_normed> of the original (beta: the prediction's
-    dual potential from the original's guarded float32 Sinkhorn, see the module docstring).
-    Images without dots give 0 for both.
-    """
-    b, _, h, w = pred_normed.shape
-    if points.shape[1] == 0:
-        zero = pred_normed.sum(dim=(1, 2, 3)) * 0
-        return zero, zero.detach()
+def _marginals(points: torch.Tensor, point_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uniform measure on each image's dots (B, N), and which images have dots. Images without
+    dots get a dummy uniform source so that Sinkhorn stays finite; their terms are masked out."""
     has_dots = point_mask.any(dim=1)
     n = point_mask.sum(dim=1, keepdim=True).clamp_min(1)
-    # Images without dots get a dummy uniform source so that Sinkhorn stays finite; masked out below.
     source = torch.where(has_dots[:, None], point_mask / n, torch.full_like(n, 1.0 / points.shape[1], dtype=torch.float32))
+    return source.float(), has_dots
+
+
+def ot_loss(pred_normed: torch.Tensor, points: torch.Tensor, point_mask: torch.Tensor, stride: int,
+            reg: float = REG, num_iter: int = NUM_OF_ITER_IN_OT) -> torch.Tensor:
+    """Per-image OT term (B,) between the normalised prediction and the uniform measure on the
+    dots: value zero, gradient <beta, d pred_normed> of the original, beta the prediction's dual
+    potential from the original's guarded float32 Sinkhorn (see the module docstring). Images
+    without dots give 0 and no gradient."""
+    b, _, h, w = pred_normed.shape
+    if points.shape[1] == 0:
+        return pred_normed.sum(dim=(1, 2, 3)) * 0
+    source, has_dots = _marginals(points, point_mask)
+    target = pred_normed.detach().flatten(1).float()
+    _, v, _ = sinkhorn_knopp(source, target, cost_matrix(points, h, w, stride), reg, num_iter)
+    beta = reg * torch.log(v + M_EPS)  # (B, h*w): the original's (guarded) potential
+    linear = (pred_normed.flatten(1) * beta).sum(dim=1)
+    return (linear - linear.detach()) * has_dots.float()
+
+
+def transport_cost(pred_normed: torch.Tensor, points: torch.Tensor, point_mask: torch.Tensor, stride: int,
+                   reg: float = REG, num_iter: int = NUM_OF_ITER_IN_OT) -> torch.Tensor:
+    """Per-image transport cost <P, C> (B,, detached; px^2 when NORM_COOD is False) of the exact
+    entropic plan (POT's log-domain solver): what the original logged as the Wasserstein distance.
+    Not part of the training step (it needs POT and a second Sinkhorn); 0 for images without dots."""
+    from ot.batch import bregman_log_projection_batch  # POT: only for this reported value
+
+    b, _, h, w = pred_normed.shape
+    if points.shape[1] == 0:
+        return torch.zeros(b)
+    source, has_dots = _marginals(points, point_mask)
     target = pred_normed.detach().flatten(1).float()
     cost = cost_matrix(points, h, w, stride)
-    _, v, _ = sinkhorn_knopp(source.float(), target, cost, reg, num_iter)
-    beta = reg * torch.log(v + M_EPS)  # (B, h*w): the original's (guarded) potential, for the gradient
     exact = bregman_log_projection_batch(-cost / reg, source, target.clamp_min(M_EPS), max_iter=num_iter,
                                          tol=STOP_THR, grad="detach")
-    transport = (exact["T"] * cost).sum(dim=(1, 2))  # the value: the cost of the exact (log-domain) plan
-    linear = (pred_normed.flatten(1) * beta).sum(dim=1)
-    loss = transport + linear - linear.detach()
-    keep = has_dots.float()
-    return loss * keep, (transport * keep).detach()
+    return ((exact["T"] * cost).sum(dim=(1, 2)) * has_dots.float()).detach()
 
 
 def tv_loss(pred_normed: torch.Tensor, dots: torch.Tensor, counts: torch.Tensor, stride: int) -> torch.Tensor:
@@ -154,6 +172,6 @@ def dm_count_loss(pred: torch.Tensor, batch) -> torch.Tensor:
     stride = batch.images.shape[-1] // pred.shape[-1]
     normed = normalised(pred)
     count = (pred.sum(dim=(1, 2, 3)) - batch.counts).abs().mean()
-    ot, _ = ot_loss(normed, batch.points, batch.point_mask, stride)
+    ot = ot_loss(normed, batch.points, batch.point_mask, stride)
     tv = tv_loss(normed, batch.dots, batch.counts, stride).mean()
     return count + WOT * ot.sum() + WTV * tv

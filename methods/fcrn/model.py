@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import orthogonal_init
+from cellbench.backbones import orthogonal_init, scaled
 
 DOWN = 8  # three 2x2 max-pools: the input is padded to a multiple of this and the output cropped
 
@@ -26,12 +26,15 @@ class FCRNA(nn.Module):
     1x1 conv to one channel at the input's resolution (stride 1)."""
 
     def __init__(self, down: tuple[int, ...] = (32, 64, 128), middle: int = 512,
-                 up: tuple[int, ...] = (128, 64, 32), batch_norm: bool = True, upsample: str = "bilinear"):
+                 up: tuple[int, ...] = (128, 64, 32), batch_norm: bool = True, upsample: str = "bilinear",
+                 width_multiplier: float = 1.0):
         super().__init__()
         if len(down) != 3 or len(up) != 3:
             raise ValueError("FCRN-A has three pooling and three upsampling stages")
         if upsample not in ("bilinear", "nearest"):
             raise ValueError(f"upsample must be bilinear or nearest, not {upsample!r}")
+        down, up = [scaled(c, width_multiplier) for c in down], [scaled(c, width_multiplier) for c in up]
+        middle = scaled(middle, width_multiplier)
         layers, cin = [], 3
         for cout in down:
             layers += conv_bn_relu(cin, cout, batch_norm) + [nn.MaxPool2d(2)]

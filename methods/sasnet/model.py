@@ -7,10 +7,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import vgg_features
+from cellbench.backbones import scaled, vgg_features
 
-# Channels of the five levels' decoder outputs, from the deepest (level 5, stride 16) to level 1.
-DECODER = ((512, 1024, 512), (512 + 512, 512, 256), (256 + 256, 256, 128), (128 + 128, 128, 64), (64 + 64, 64, 64))
+# Per level, from the deepest (level 5, stride 16) to level 1: the encoder stage's channels (the
+# skip), and the decoder's middle and output channels. A level's decoder takes its skip
+# concatenated with the level below's output (the deepest takes its skip alone).
+SKIPS = (512, 512, 256, 128, 64)
+DECODER = ((1024, 512), (512, 256), (256, 128), (128, 64), (64, 64))
+
+
+def decoder_channels(width: float) -> list[tuple[int, int, int]]:
+    """(in, middle, out) channels of each level's decoder at width multiplier ``width``."""
+    channels, below = [], 0
+    for skip, (mid, out) in zip(SKIPS, DECODER):
+        channels.append((scaled(skip, width) + below, scaled(mid, width), scaled(out, width)))
+        below = scaled(out, width)
+    return channels
 
 
 def _conv_relu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
@@ -37,14 +49,15 @@ class MultiBranch(nn.Module):
 
 
 class SASNet(nn.Module):
-    def __init__(self, block_size: int = 32, pretrained: str = "none"):
+    def __init__(self, block_size: int = 32, pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
-        features, self.init_description = vgg_features("vgg16_bn", pretrained)
+        features, self.init_description = vgg_features("vgg16_bn", pretrained, width_multiplier)
+        decoder = decoder_channels(width_multiplier)
         # Encoder stages: full resolution, then strides 2, 4, 8, 16 (the last max-pool is unused).
         self.stages = nn.ModuleList([features[0:6], features[6:13], features[13:23], features[23:33], features[33:43]])
         self.decoders = nn.ModuleList(nn.Sequential(*_conv_relu(cin, mid), *_conv_relu(mid, cout))
-                                      for cin, mid, cout in DECODER)
-        out_channels = [cout for _, _, cout in DECODER]
+                                      for cin, mid, cout in decoder)
+        out_channels = [cout for _, _, cout in decoder]
         # Density head per level: multi-branch module, then a 1x1 conv with ReLU (non-negative density).
         self.density_heads = nn.ModuleList(nn.Sequential(MultiBranch(c), *_conv_relu(4 * c, 1, 1))
                                            for c in out_channels)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import orthogonal_init
+from cellbench.backbones import orthogonal_init, scaled
 
 
 def block(cin: int, cout: int, convs: int) -> nn.Sequential:
@@ -21,9 +21,10 @@ def block(cin: int, cout: int, convs: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    def __init__(self, width: int = 64, depth: int = 3, upsample: str = "nearest"):
+    def __init__(self, width: int = 64, depth: int = 3, upsample: str = "nearest", width_multiplier: float = 1.0):
         super().__init__()
         self.depth, self.upsample = depth, upsample
+        width = scaled(width, width_multiplier)
         self.encoder = nn.ModuleList(block(3 if i == 0 else width, width, 2) for i in range(depth))
         self.bottom = block(width, width, 2)
         # Decoder stages take the upsampled map concatenated with the encoder map (2 * width);

@@ -26,8 +26,8 @@ config.update(validated)
 DATASETS = config["datasets"]
 SEEDS = config["seeds"]
 LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
-TRAIN_SECTIONS = ("train", "localizer", "targets")
-# GPUs a training or evaluation job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
+TRAIN_SECTIONS = ("track", "train", "localizer", "targets")
+# GPUs a run job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
 GPUS = 0 if config["train"]["device"] == "cpu" else 1
 PREPARED = "results/prepared/{dataset}/patches.npz"
 SPLIT = "results/splits/{dataset}/seed{seed}.json"
@@ -50,20 +50,8 @@ def method_sources(wildcards):
     return sorted(str(p.relative_to(here)) if p.is_relative_to(here) else str(p) for p in files)
 
 
-def evaluation_inputs(wildcards):
-    inputs = {
-        "prepared": PREPARED.format(dataset=wildcards.dataset),
-        "split": SPLIT.format(dataset=wildcards.dataset, seed=wildcards.seed),
-        "counter": run_path(runs.COUNTER, wildcards.dataset, wildcards.method, wildcards.seed),
-        "method": method_sources(wildcards),
-    }
-    if wildcards.method in LOCALIZED:
-        inputs["localizer"] = run_path(runs.LOCALIZER, wildcards.dataset, wildcards.method, wildcards.seed)
-    return inputs
-
-
 def run_stage(stage):
-    """The shell command of a per-run stage (train, localizer, evaluate, localize)."""
+    """The shell command of a per-run stage (run; or train, localizer, evaluate, localize alone)."""
     return (f"python -m cellbench --config-json {{params.config:q}} {stage} --dataset {{wildcards.dataset}} "
             "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} "
             "--split {input.split} --run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}")

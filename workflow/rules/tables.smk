@@ -21,7 +21,7 @@ rule figures:
         pdfs=multiext("reports/figures/", *[f"{k}_{{dataset}}.pdf" for k in ("pred_vs_true", "learning_curves", "examples",
                                                                             "localization", "f1_by_radius")]),
     params:
-        config=lambda w: config_json("datasets", "methods", "exclude_methods", "seeds", "targets", "report"),
+        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "train", "targets", "report"),
     conda:
         CONDA_ENV
     log:
@@ -58,7 +58,7 @@ rule tables:
         mae_pdf="reports/figures/mae_by_method.pdf",
         readme="reports/README.md",
     params:
-        config=lambda w: config_json("datasets", "methods", "exclude_methods", "seeds", "train", "report"),
+        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "train", "report"),
     conda:
         CONDA_ENV
     log:

@@ -1,0 +1,72 @@
+"""The channel-width knob (train.width): every method at width 1 is the published network, and
+narrower networks are built, train-sized, for every method."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cellbench.backbones import scaled, vgg_features
+from cellbench.errors import ConfigError, MethodError
+from cellbench.methods import build_localizer, build_model, discover, get_method
+
+# Parameter counts of every shipped network before the width knob existed (commit 9f629a9): width 1
+# must build exactly these networks.
+WIDTH_ONE_PARAMETERS = {
+    "countception": 1682209, "csrnet": 16263489, "dcl": 20034131, "dcl_no_gmp": 20024897,
+    "dm_count": 21499457, "fcrn": 1366785, "mcnn": 133705, "mean_count": 2, "sasnet": 38898698,
+    "sfcn": 16337345, "unet": 556417,
+}
+DCL_LOCALIZER_PARAMETERS = 1949985
+
+
+def parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_shipped_method_is_counted():
+    assert set(WIDTH_ONE_PARAMETERS) == set(discover())
+
+
+@pytest.mark.parametrize("name", sorted(WIDTH_ONE_PARAMETERS))
+def test_width_one_builds_todays_network_and_a_quarter_is_about_a_sixteenth(name):
+    spec = get_method(name)
+    assert parameters(build_model(spec, "none")) == WIDTH_ONE_PARAMETERS[name]
+    narrow = parameters(build_model(spec, "none", sizes=(96, 256), width=0.25))
+    if name != "mean_count":  # a constant has no channels
+        # Convolution weights scale with the square of the width (the input and output layers, linearly).
+        assert WIDTH_ONE_PARAMETERS[name] / 20 < narrow < WIDTH_ONE_PARAMETERS[name] / 10
+
+
+def test_the_localizer_scales_too():
+    spec = get_method("dcl")
+    assert parameters(build_localizer(spec)) == DCL_LOCALIZER_PARAMETERS
+    assert parameters(build_localizer(spec, width=0.5)) < DCL_LOCALIZER_PARAMETERS / 3
+
+
+def test_vgg_trunk_channels_follow_the_width():
+    features, description = vgg_features("vgg19", "none", 0.25)
+    convs = [m for m in features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs][:4] == [16, 16, 32, 32] and convs[-1].out_channels == 128
+    assert "width 0.25" in description
+    assert scaled(3, 0.1) == 1  # never zero channels
+
+
+def test_imagenet_weights_need_full_width():
+    with pytest.raises(ConfigError, match=r"needs train.width: 1"):
+        vgg_features("vgg16", "imagenet", 0.5)
+
+
+def test_a_model_without_the_width_argument_is_refused_at_another_width(tmp_path, monkeypatch):
+    from cellbench.methods import registry
+    root = tmp_path / "methods"
+    (root / "fixed").mkdir(parents=True)
+    (root / "fixed" / "method.yaml").write_text("model: model.py:Fixed\noutput: null\nstride: 1\n")
+    (root / "fixed" / "model.py").write_text("import torch\nclass Fixed(torch.nn.Conv2d):\n"
+                                             "    def __init__(self):\n        super().__init__(3, 1, 1)\n")
+    monkeypatch.setattr(registry, "methods_dir", lambda: root)
+    spec = get_method("fixed")
+    build_model(spec, "none")  # width 1: fine
+    with pytest.raises(MethodError, match=r"fixed/method\.yaml: train.width is 0.5 but the model takes no "
+                                          r"'width_multiplier' argument"):
+        build_model(spec, "none", width=0.5)
