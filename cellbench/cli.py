@@ -25,6 +25,34 @@ def _config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _kit(config: dict, args: argparse.Namespace) -> int:
+    """The reference kit's preflight of one part: problems (exit 2), else the estimate (exit 0)."""
+    from .io import read_json
+    from .methods import selected_methods
+    from .preflight import gpu_estimate, kit_problems
+    from .training.trainer import duration_text
+
+    problems = [] if args.no_check else kit_problems(config)
+    for problem in problems:
+        print(f"cellbench preflight: {problem}", file=sys.stderr)
+    if problems:
+        print(f"cellbench preflight: {len(problems)} problem(s); nothing was started", file=sys.stderr)
+        return 2
+    if args.no_estimate:
+        print(f"cellbench preflight: {', '.join(config['datasets'])} x {len(selected_methods(config))} methods: ready")
+        return 0
+    measured = read_json(Path(args.speed)) if args.speed and Path(args.speed).is_file() else None
+    estimate = gpu_estimate(config, measured, args.jobs)
+    source = "measured by speed.py" if estimate["measured"] else "assumed, not measured"
+    print(f"estimate: {duration_text(estimate['seconds_shared'])} to {duration_text(estimate['seconds_one_job'])} "
+          f"({args.jobs} job(s) sharing the GPU, to one at a time; throughput {estimate['throughput_flops'] / 1e12:.0f} "
+          f"TFLOP/s, {source})")
+    for name, seconds in sorted(estimate["per_method"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:14s} {duration_text(seconds)}")
+    print(f"seconds={round(estimate['seconds_one_job'])}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.splitlines()[0])
     parser.add_argument("--config-json", help="the whole config as JSON (what the workflow passes)")
@@ -70,9 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     sums = sub.add_parser("sha256sums", help="the hashes recorded in a verified.json, as a SHA256SUMS manifest")
     sums.add_argument("--verified", required=True, help="for example results/raw/DCC/verified.json")
     sums.add_argument("--out", default=None, help="for example datasets/DCC/SHA256SUMS (default: print)")
-    sub.add_parser("methods", help="list the methods found under methods/")
-    sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a GPU "
-                                     "(with the estimated time)")
+    listing = sub.add_parser("methods", help="list the methods found under methods/")
+    listing.add_argument("--selected", action="store_true", help="names only, of the methods the config selects")
+    pre = sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a "
+                                           "GPU (with the estimated time); --kit: check and estimate a reference part")
+    pre.add_argument("--kit", action="store_true", help="the reference kit's check (data mirror, methods build, "
+                                                       "modules installed) and its GPU-time estimate")
+    pre.add_argument("--no-check", action="store_true", help="with --kit: the estimate only")
+    pre.add_argument("--no-estimate", action="store_true", help="with --kit: the check only")
+    pre.add_argument("--speed", default=None, help="benchmarks/speed.py's JSON: measured throughput for the estimate")
+    pre.add_argument("--jobs", type=int, default=1, help="runs sharing the GPU (CELLBENCH_GPU_JOBS)")
     validate = sub.add_parser("validate", help="check the configuration; build every selected method's networks "
                                                "and check their output at the input sizes training will use")
     validate.add_argument("--method", action="append", default=None,
@@ -97,6 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         for path in stale:
             print(f"{path}: {'out of date' if args.check else 'updated'}")
         return 1 if args.check and stale else 0
+    if args.stage == "methods" and args.selected:
+        from .methods import selected_methods
+        print("\n".join(selected_methods(_config(args))))
+        return 0
     if args.stage == "methods":
         from .methods import scan
         specs, broken = scan()
@@ -112,6 +151,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.stage == "validate":
         return _validate(config, args.method)
+    if args.stage == "preflight" and args.kit:
+        return _kit(config, args)
     if args.stage == "preflight":
         from .preflight import preflight
         message = preflight(config)

@@ -75,6 +75,9 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             raise ConfigError(f"datasets: unknown dataset {name!r}; known: {', '.join(known_datasets)}")
         if name not in config["targets"]:
             raise ConfigError(f"targets: no entry for dataset {name!r} (needs sigma and density_scale)")
+    for name in config["dataset_seeds"]:
+        if name not in config["datasets"]:
+            raise ConfigError(f"dataset_seeds: {name!r} is not one of datasets ({', '.join(config['datasets'])})")
     named = ([] if config["methods"] == "all" else config["methods"]) + config["exclude_methods"]
     if named:
         if known_methods is None:  # a broken method is known: it may be named in exclude_methods
@@ -85,6 +88,16 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             if name not in known_methods:
                 raise ConfigError(f"methods: unknown method {name!r}; known: {', '.join(known_methods)}")
     return config
+
+
+def seeds_of(config: dict, dataset: str) -> list[int]:
+    """The seeds run on a dataset: its ``dataset_seeds`` entry, else ``seeds``."""
+    return list(config["dataset_seeds"].get(dataset, config["seeds"]))
+
+
+def all_seeds(config: dict) -> list[int]:
+    """Every seed run on some dataset, in order."""
+    return sorted({s for d in config["datasets"] for s in seeds_of(config, d)})
 
 
 def data_mirror(config: dict) -> Path | None:

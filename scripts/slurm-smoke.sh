@@ -27,7 +27,7 @@ echo "slurm-smoke: the same through SLURM" >&2
 # The test node has 2 CPUs, no GPU (smoke runs on the CPU: the rules ask for gpu=0) and no
 # accounting database (status from squeue).
 (cd "$work/slurm" && snakemake --profile profiles/slurm "${settings[@]}" --slurm-no-account \
-    --slurm-status-command squeue --slurm-keep-successful-logs --set-threads train=2 train_localizer=2 evaluate=2)
+    --slurm-status-command squeue --slurm-keep-successful-logs --set-threads run=2 run_localized=2)
 
 cd "$work"
 submitted=$(find slurm/.snakemake/slurm_logs -name '*.log' | wc -l)

@@ -1,5 +1,5 @@
 """Editing a method reruns its jobs (and only its jobs): a method's .py and .yaml files are inputs
-of its train, localizer and evaluate rules (workflow/rules/common.smk, method_sources).
+of its run rule (run or run_localized) (workflow/rules/common.smk, method_sources).
 
 Snakemake dry runs (`-n`, about 5 s each) in a copy of the repository whose results/ holds
 empty stand-ins for a finished run of two methods; no job is run.
@@ -56,13 +56,12 @@ def test_editing_a_method_reruns_its_jobs_only(tmp_path):
     os.utime(model, (done + 10, done + 10))
     text = _dry_run(root)
     jobs = _jobs(text)
-    assert set(jobs) == {"train", "evaluate"}, text[-3000:]
-    assert all("method=mcnn" in w for w in jobs["train"] + jobs["evaluate"]), jobs  # fcrn is left alone
+    assert set(jobs) == {"run"}, text[-3000:]
+    assert all("method=mcnn" in w for w in jobs["run"]), jobs  # fcrn is left alone
     assert "Updated input files: methods/mcnn/model.py" in text
 
     definition = root / "methods" / "fcrn" / "method.yaml"
     definition.write_text(definition.read_text() + "\n# an edit\n")
     os.utime(definition, (done + 10, done + 10))
     jobs = _jobs(_dry_run(root))
-    assert sorted(jobs["train"]) == sorted(jobs["evaluate"]) == ["dataset=MBM, method=fcrn, seed=0",
-                                                                "dataset=MBM, method=mcnn, seed=0"]
+    assert sorted(jobs["run"]) == ["dataset=MBM, method=fcrn, seed=0", "dataset=MBM, method=mcnn, seed=0"]

@@ -152,13 +152,13 @@ def test_killed_training_job_resumes_to_the_same_metrics(workflow_copy, tmp_path
         if log_csv.exists() and len(log_csv.read_text().splitlines()) >= 4:  # 3 epochs done
             break
         time.sleep(0.1)
-    subprocess.run(["pkill", "-9", "-f", "cellbench .*train --dataset MBM --method mcnn"], check=True)
+    subprocess.run(["pkill", "-9", "-f", "cellbench .*run --dataset MBM --method mcnn"], check=True)
     assert job.wait(timeout=120) != 0  # the workflow saw its job die
     assert (run / "counter.ckpt").is_file() and not (root / target).exists()
 
     _snakemake(root, target, *args)
     resumed = json.loads((root / target).read_text())
-    train_log = (root / "results" / "logs" / "train" / "MBM_mcnn_seed0.log").read_text()
+    train_log = (root / "results" / "logs" / "run" / "MBM_mcnn_seed0.log").read_text()
     assert "resuming from" in train_log
     for key in ("mae", "rmse", "best_epoch", "best_val_mae"):
         assert resumed[key] == reference[key], key

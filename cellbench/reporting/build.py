@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import seeds_of
 from ..io import read_json, write_text
 from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
@@ -20,13 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def build_reports(config: dict, results: Path, out: Path, methods: list[str] | None = None) -> None:
-    datasets, seeds = config["datasets"], config["seeds"]
+    datasets = config["datasets"]
     methods = methods or selected_methods(config)
     specs = discover()
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
 
-    per_seed = per_seed_metrics(results, datasets, methods, seeds)
+    per_seed = pd.concat([per_seed_metrics(results, [d], methods, seeds_of(config, d)) for d in datasets],
+                         ignore_index=True)
     write_text(out / "per_seed_metrics.csv", per_seed.to_csv(index=False, float_format="%.4f"))
     summary = summarise(per_seed)
     paper = paper_numbers()
@@ -43,12 +45,13 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     tables.write_table(frame, grid, out / "table1_datasets")
 
     paired = [p for d in datasets for a in reference_methods(specs, methods) for b in methods if b != a
-              for p in [paired_differences(results, d, a, b, seeds)] if p]
+              for p in [paired_differences(results, d, a, b, seeds_of(config, d))] if p]
     paired_frame = pd.DataFrame(paired)
     write_text(out / "paired.csv", paired_frame.to_csv(index=False, float_format="%.4f"))
     write_text(out / "paired.md", _paired_markdown(paired_frame))
 
-    localization = localization_per_seed(results, datasets, methods, seeds)
+    localization = pd.concat([localization_per_seed(results, [d], methods, seeds_of(config, d)) for d in datasets],
+                             ignore_index=True)
     write_text(out / "localization_per_seed.csv", localization.to_csv(index=False, float_format="%.4f"))
     failures = {(d, m): text for d in datasets for m in methods
                 if (text := tables.failure_text(summary, d, m, _seeds_run(summary, d, m)))}
@@ -69,7 +72,7 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
                           split_file: Path) -> None:
     """Predicted-vs-true scatter, learning curves and the example maps for one dataset."""
     from .examples import example_figure, localization_figure, order_for_examples
-    seeds, methods, specs = config["seeds"], selected_methods(config), discover()
+    seeds, methods, specs = seeds_of(config, dataset), selected_methods(config), discover()
     frames, logs = {}, {}
     for method in methods:
         preds = [pd.read_csv(p) for s in seeds if (p := run_dir(results, dataset, method, s) / PREDICTIONS).is_file()]
@@ -88,6 +91,11 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
                        out / "figures" / f"f1_by_radius_{dataset}")
     localization_figure(config, dataset, seeds[0], prepared, split_file, results, localized,
                         out / "figures" / f"localization_{dataset}")
+
+
+def _seeds_text(config: dict) -> str:
+    own = config["dataset_seeds"]
+    return str(config["seeds"]) + "".join(f", {d}: {s}" for d, s in own.items())
 
 
 def _seeds_run(summary: pd.DataFrame, dataset: str, method: str) -> int:
@@ -130,7 +138,7 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 - Machine: {platform.node()} ({platform.machine()}, {device}), Python {sys.version.split()[0]}, torch {torch.__version__}
 - Command line: `{' '.join(sys.argv)}`
 - Experiment: {track_caption(config) or "the DCL paper's protocol (full width, whole 256x256 patches)"}
-- Datasets: {', '.join(config['datasets'])}; seeds: {config['seeds']}; epochs: {config['train']['epochs']};
+- Datasets: {', '.join(config['datasets'])}; seeds: {_seeds_text(config)}; epochs: {config['train']['epochs']};
   initialisation: `train.pretrained: {config['train']['pretrained']}` (see each run's metadata.json for what was used)
 
 | file | what it is |

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from cellbench.config import coerce_command_line_strings
+from cellbench.config import coerce_command_line_strings, seeds_of
 from cellbench.config import validate as validate_config
 from cellbench.errors import CellbenchError
 from cellbench.methods import discover, selected_methods
@@ -24,7 +24,6 @@ config.clear()
 config.update(validated)
 
 DATASETS = config["datasets"]
-SEEDS = config["seeds"]
 LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
 TRAIN_SECTIONS = ("track", "train", "localizer", "targets")
 # GPUs a run job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
@@ -40,7 +39,8 @@ def config_json(*sections):
 
 
 def run_outputs(name, datasets=None):
-    return expand(run_path(name), dataset=datasets or DATASETS, method=METHODS, seed=SEEDS)
+    return [path for dataset in datasets or DATASETS
+            for path in expand(run_path(name), dataset=dataset, method=METHODS, seed=seeds_of(config, dataset))]
 
 
 def method_sources(wildcards):

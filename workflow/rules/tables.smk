@@ -9,7 +9,7 @@ localrules: figures, tables
 rule figures:
     input:
         prepared=PREPARED,
-        split=SPLIT.replace("{seed}", str(SEEDS[0])),
+        split=lambda w: SPLIT.format(dataset=w.dataset, seed=seeds_of(config, w.dataset)[0]),
         predictions=lambda w: run_outputs(runs.PREDICTIONS, [w.dataset]),
         localization=lambda w: run_outputs(runs.LOCALIZATION, [w.dataset]),
     output:
@@ -21,7 +21,7 @@ rule figures:
         pdfs=multiext("reports/figures/", *[f"{k}_{{dataset}}.pdf" for k in ("pred_vs_true", "learning_curves", "examples",
                                                                             "localization", "f1_by_radius")]),
     params:
-        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "train", "targets", "report"),
+        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "dataset_seeds", "train", "targets", "report"),
     conda:
         CONDA_ENV
     log:
@@ -58,7 +58,7 @@ rule tables:
         mae_pdf="reports/figures/mae_by_method.pdf",
         readme="reports/README.md",
     params:
-        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "train", "report"),
+        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "dataset_seeds", "train", "report"),
     conda:
         CONDA_ENV
     log:
