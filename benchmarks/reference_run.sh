@@ -15,7 +15,8 @@
 #   CELLBENCH_PLAN         parts, separated by ";", each "DATASETS | METHODS | SEEDS"; METHODS "rest": every
 #                          method the config selects not named in an earlier part. [the ten-minute plan, below]
 #   CELLBENCH_BUDGET_S [540]   seconds of the machine this script may use; a part starts only when its
-#                              estimate (one job at a time) fits in what is left
+#                              estimate (runs sharing the GPU) fits in what is left, and is stopped when
+#                              the budget runs out, its finished runs packed
 #   CELLBENCH_GPU_JOBS [2]     runs that share the GPU at a time
 #   CELLBENCH_SPEED [1]        run benchmarks/speed.py first (0: skip)
 #   CELLBENCH_SPEED_DEVICE [cuda]
@@ -106,16 +107,19 @@ for part in "${parts[@]}"; do
     file=$(overlay "$d" "$m" "$s" "$tag")
     estimate=$(cellbench --configfile="$file" preflight --kit --no-check --jobs "$jobs" ${speed:+--speed "$speed"})
     seconds=$(echo "$estimate" | sed -n 's/^seconds=//p')
-    left=$(( budget - $(elapsed) ))
+    shared=$(echo "$estimate" | sed -n 's/^seconds_shared=//p')
+    left=$(( budget - $(elapsed) - 30 ))   # 30 s to stop the jobs and pack
     say "part $tag: $(echo "$estimate" | head -1); $left s left"
-    if [ "$seconds" -gt "$left" ]; then
+    if [ "$shared" -gt "$left" ]; then
         say "part $tag and the parts after it do not fit: left for the next GPU session"
         break
     fi
     targets=()
     for ds in $d; do targets+=("reports/figures/examples_$ds.png" "results/stats/$ds.json"); done
     part_start=$(elapsed)
-    "${snakemake[@]}" "${targets[@]}" --cores all --resources gpu="$jobs" --rerun-incomplete --keep-going \
+    # Stopped (SIGINT: Snakemake ends its jobs and keeps what finished) when the budget runs out, so
+    # that the runs that did finish are packed and come back.
+    timeout --signal=INT --kill-after=20 "$left" "${snakemake[@]}" "${targets[@]}" --cores all --resources gpu="$jobs" --rerun-incomplete --keep-going \
         --configfile "${configfiles[@]}" "$file" "$@" > "$out/snakemake-$tag.log" 2>&1
     status=$?
     [ $status -ne 0 ] && failed=1

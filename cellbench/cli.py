@@ -25,6 +25,35 @@ def _config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _predict(args: argparse.Namespace) -> int:
+    """cellbench predict: 0 when every image was counted, 1 when some could not be, 2 when none."""
+    from . import predict
+    from .device import resolve_device
+
+    if args.list:
+        print(predict.list_shipped())
+        return 0
+    if not args.inputs or args.out is None or (args.run is None and args.model is None):
+        print("cellbench predict: give images or folders, --out DIR, and --run RUN_DIR or --model NAME "
+              "(python -m cellbench predict --list)", file=sys.stderr)
+        return 2
+    predictor = predict.Predictor.from_run(args.run) if args.run else predict.Predictor.shipped(args.model)
+    paths, problems = predict.find_images(args.inputs)
+    data, unreadable = predict.load_images(paths, predict.preprocessing(predictor.dataset, args.like, args.scale))
+    problems += unreadable
+    for problem in problems:
+        print(f"cellbench predict: {problem}", file=sys.stderr)
+    if data is None:
+        print("cellbench predict: no image could be counted", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    result = predict.predict(predictor, data, device, args.rule)
+    predict.write_outputs(args.out, predictor, data, result, overlays=not args.no_overlays)
+    print(f"cellbench predict: {len(result.counts)} image(s) counted with {predictor.name} on {device}; "
+          f"{args.out / 'counts.csv'}" + (f"; {len(problems)} problem(s) above" if problems else ""))
+    return 1 if problems else 0
+
+
 def _kit(config: dict, args: argparse.Namespace) -> int:
     """The reference kit's preflight of one part: problems (exit 2), else the estimate (exit 0)."""
     from .io import read_json
@@ -50,6 +79,7 @@ def _kit(config: dict, args: argparse.Namespace) -> int:
     for name, seconds in sorted(estimate["per_method"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:14s} {duration_text(seconds)}")
     print(f"seconds={round(estimate['seconds_one_job'])}")
+    print(f"seconds_shared={round(estimate['seconds_shared'])}")
     return 0
 
 
@@ -98,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     sums = sub.add_parser("sha256sums", help="the hashes recorded in a verified.json, as a SHA256SUMS manifest")
     sums.add_argument("--verified", required=True, help="for example results/raw/DCC/verified.json")
     sums.add_argument("--out", default=None, help="for example datasets/DCC/SHA256SUMS (default: print)")
+    pred = sub.add_parser("predict", help="count the cells in your own images with a trained run or a shipped model")
+    pred.add_argument("inputs", nargs="*", type=Path, help="image files and folders of images")
+    which = pred.add_mutually_exclusive_group()
+    which.add_argument("--run", type=Path, help="a run folder, e.g. results/VGG/fcrn/seed0")
+    which.add_argument("--model", help="a shipped model, e.g. VGG/fcrn (see --list)")
+    pred.add_argument("--list", action="store_true", help="list the shipped models")
+    pred.add_argument("--out", type=Path, help="where counts.csv, points.csv and overlays/ are written")
+    scaling = pred.add_mutually_exclusive_group()
+    scaling.add_argument("--like", help="apply this dataset's preprocessing (default: the model's own dataset's)")
+    scaling.add_argument("--scale", type=float, help="resize by this factor instead (then pad and tile)")
+    pred.add_argument("--rule", choices=("auto", "threshold", "count"), default="auto",
+                      help="points: above the run's validation threshold, or the count-guided rule (auto: the "
+                           "threshold where the run chose one)")
+    pred.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda")
+    pred.add_argument("--no-overlays", action="store_true", help="counts and points only")
     listing = sub.add_parser("methods", help="list the methods found under methods/")
     listing.add_argument("--selected", action="store_true", help="names only, of the methods the config selects")
     pre = sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a "
@@ -132,6 +177,8 @@ def _run(args: argparse.Namespace) -> int:
         for path in stale:
             print(f"{path}: {'out of date' if args.check else 'updated'}")
         return 1 if args.check and stale else 0
+    if args.stage == "predict":
+        return _predict(args)
     if args.stage == "methods" and args.selected:
         from .methods import selected_methods
         print("\n".join(selected_methods(_config(args))))
