@@ -1,8 +1,9 @@
 """VGG trunks from torchvision, with ImageNet weights when they can be had.
 
 ``pretrained`` is one of: ``none`` (random initialisation), ``imagenet`` (torchvision weights
-API; downloads when not cached and fails clearly offline), ``auto`` (ImageNet weights when
-already in the local torch cache, else random), or a path to a state dict of the torchvision
+API; downloads when not cached and fails clearly offline), ``auto`` (ImageNet weights from the
+local torch cache, else downloaded, else random initialisation with an error in the log and the
+metadata saying so), or a path to a state dict of the torchvision
 model. The chosen initialisation is returned as text and recorded in the run's metadata.
 
 ``width`` is the channel-width multiplier of ``train.width`` (1 = the published networks): every
@@ -35,6 +36,20 @@ _ARCHS = {
 
 def _cached_weights_file(weights: models.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+#: Seconds to wait for the download server before falling back (offline machines often hang, not refuse).
+DOWNLOAD_TIMEOUT = 30.0
+
+
+def _download(weights: models.WeightsEnum) -> dict:
+    import socket
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    try:
+        return weights.get_state_dict(progress=False)
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def scaled(channels: int, width: float) -> int:
@@ -82,9 +97,15 @@ def vgg_features(arch: str, pretrained: str = "none", width: float = 1.0) -> tup
     if pretrained == "auto":
         if _cached_weights_file(weights).is_file():
             return _features(cfg, weights.get_state_dict(progress=False), bn), f"ImageNet ({weights}, torchvision cache)"
-        log.warning("%s: ImageNet weights not in the local torch cache (%s); using random initialisation",
-                    arch, _cached_weights_file(weights))
-        return _features(cfg, None, bn), "random initialisation (ImageNet weights not available)"
+        try:  # the paper used ImageNet weights: fetch them where there is a network
+            state = _download(weights)
+        except Exception as exc:  # no network, a proxy, a hash mismatch: many types
+            log.error("%s: ImageNet weights are not in the torch cache (%s) and could not be downloaded (%s): "
+                      "this run starts from RANDOM initialisation, unlike the paper (recorded in metadata.json). "
+                      "Put %s in the cache, or set train.pretrained: none to choose random initialisation",
+                      arch, _cached_weights_file(weights), exc, weights.url)
+            return _features(cfg, None, bn), f"random initialisation (ImageNet weights could not be downloaded: {exc})"
+        return _features(cfg, state, bn), f"ImageNet ({weights}, downloaded)"
     if pretrained == "imagenet":
         try:
             return _features(cfg, weights.get_state_dict(progress=False), bn), f"ImageNet ({weights})"

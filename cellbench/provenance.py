@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import sys
@@ -11,13 +12,37 @@ import numpy as np
 import torch
 import torchvision
 
+from pathlib import Path
+
 from . import __version__, project_root
 
 
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd or project_root(), capture_output=True, text=True,
+                          timeout=10).stdout.strip()
+
+
+def method_files(directory: Path) -> dict:
+    """What a run's method was: a SHA-256 over its folder's files (names and bytes, in order) and
+    their state in git (``clean``; ``modified`` or ``untracked``: the commit alone cannot rerun it)."""
+    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."],
+                              cwd=directory, capture_output=True, text=True, timeout=10)
+        status = done.stdout.strip() if done.returncode == 0 else None   # not a git checkout: unknown
+    except (OSError, subprocess.SubprocessError):
+        status = None
+    state = ("unknown" if status is None else "clean" if not status
+             else "untracked" if all(line.startswith("??") for line in status.splitlines()) else "modified")
+    return {"folder": str(directory), "sha256": digest.hexdigest(),
+            "files": [str(p.relative_to(directory)) for p in files], "git": state}
+
+
 def git_commit() -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+    git = _git
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cellbench import REPO_ROOT
 from cellbench.config import load_config
 from cellbench.errors import CellbenchError
 from cellbench.reporting.build import build_reports
@@ -305,7 +306,7 @@ def _drawn(monkeypatch, draw, *args):
     """The figure a plotting function draws, laid out as saved (instead of written to disk)."""
     from cellbench.reporting import plots
     figures = []
-    monkeypatch.setattr(plots, "save", lambda fig, stem: figures.append(fig) or [])
+    monkeypatch.setattr(plots, "save", lambda fig, stem, track=None: figures.append(fig) or [])
     draw(*args)
     figures[0].canvas.draw()
     return figures[0]
@@ -355,3 +356,18 @@ def test_example_maps_put_the_reference_and_its_ablation_first_and_leave_the_flo
     floor = next(m for m, s in specs.items() if s.floor)
     others = [m for m, s in specs.items() if not (s.reference or s.floor or s.ablation_of)][:2]
     assert order_for_examples(specs, [*others, floor, ablation, reference]) == [reference, ablation, *others]
+
+
+def test_a_figure_of_a_track_says_which_under_it(tmp_path):
+    from cellbench.reporting import plots
+    from cellbench.reporting.track import track_caption
+    config = load_config(REPO_ROOT / "config" / "cpu.yaml")
+    line = track_caption(config)
+    assert line.startswith("cpu track: width 0.25, 96x96 training crops, 30 epochs")
+    fig, _ = plots.plt.subplots()
+    paths = plots.save(fig, tmp_path / "figure", line)
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+    assert [text.get_text() for text in fig.texts] == [line]
+    fig, _ = plots.plt.subplots()
+    plots.save(fig, tmp_path / "paper", track_caption(load_config()))   # the paper's protocol: no line
+    assert fig.texts == []

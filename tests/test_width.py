@@ -70,3 +70,25 @@ def test_a_model_without_the_width_argument_is_refused_at_another_width(tmp_path
     with pytest.raises(MethodError, match=r"fixed/method\.yaml: train.width is 0.5 but the model takes no "
                                           r"'width_multiplier' argument"):
         build_model(spec, "none", width=0.5)
+
+
+def test_auto_downloads_the_weights_and_falls_back_loudly_without_a_network(tmp_path, monkeypatch, caplog):
+    from cellbench import backbones
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))   # an empty cache
+    fetched = []
+
+    def offline(weights):
+        fetched.append(weights.url)
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(backbones, "_download", offline)
+    features, description = backbones.vgg_features("vgg16", "auto")
+    assert fetched and fetched[0].endswith(".pth")   # it tried
+    assert description.startswith("random initialisation (ImageNet weights could not be downloaded")
+    assert "RANDOM initialisation" in caplog.text and "Network is unreachable" in caplog.text
+
+    reference = backbones._features("D", None)
+    state = {f"features.{k}": torch.full_like(v, 0.5) for k, v in reference.state_dict().items()}
+    monkeypatch.setattr(backbones, "_download", lambda weights: state)
+    features, description = backbones.vgg_features("vgg16", "auto")
+    assert description.endswith("downloaded)") and float(features[0].weight.flatten()[0]) == 0.5

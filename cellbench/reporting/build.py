@@ -64,7 +64,7 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
                                                "last_epoch_mae"]] if "best_val_mae" in per_seed else per_seed
     write_text(out / "model_selection.csv", selection.to_csv(index=False, float_format="%.4f"))
 
-    plots.mae_by_method(summary, datasets, methods, out / "figures" / "mae_by_method")
+    plots.mae_by_method(summary, datasets, methods, out / "figures" / "mae_by_method", track)
     write_text(out / "README.md", _readme(config, out))
 
 
@@ -82,13 +82,14 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
         if curves:
             logs[method] = curves
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    plots.predicted_vs_true(frames, dataset, out / "figures" / f"pred_vs_true_{dataset}")
-    plots.learning_curves(logs, dataset, out / "figures" / f"learning_curves_{dataset}")
+    track = track_caption(config)
+    plots.predicted_vs_true(frames, dataset, out / "figures" / f"pred_vs_true_{dataset}", track)
+    plots.learning_curves(logs, dataset, out / "figures" / f"learning_curves_{dataset}", track)
     example_figure(config, dataset, seeds[0], prepared, split_file, results, order_for_examples(specs, methods),
                    out / "figures" / f"examples_{dataset}")
     localized = [m for m in methods if any((run_dir(results, dataset, m, s) / LOCALIZATION).is_file() for s in seeds)]
     plots.f1_by_radius(localization_per_seed(results, [dataset], localized, seeds), dataset,
-                       out / "figures" / f"f1_by_radius_{dataset}")
+                       out / "figures" / f"f1_by_radius_{dataset}", track)
     localization_figure(config, dataset, seeds[0], prepared, split_file, results, localized,
                         out / "figures" / f"localization_{dataset}")
 

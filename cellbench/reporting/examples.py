@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from ..data.prepare import PreparedDataset
 from ..inputs import normalise
@@ -21,6 +22,7 @@ from ..io import read_json
 from ..methods import get_method
 from ..runs import COUNTER, LOCALIZER, SavedCounter, SavedLocalizer, run_dir
 from .plots import _grid, plt, save
+from .track import track_caption
 
 MAX_COLUMNS = 5
 
@@ -80,7 +82,9 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
                 out = model(x)[0, 0].float().numpy() / scale
             # extent: a stride-s map covers the same 256x256 pixels as the image beside it
             im = ax.imshow(out, cmap="magma", extent=(0, size, size, 0), interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, format="%.2g").ax.tick_params(labelsize=6)
+            # a few ticks, with an offset where the range is narrow: "%.2g" printed seven identical labels
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, ticks=MaxNLocator(4))
+            bar.ax.tick_params(labelsize=6)
             ax.set_title(f"{title}\n{out.sum():.1f}")
         for ax in panels:
             ax.set_xticks([])
@@ -89,7 +93,7 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
             ax.set_visible(False)
     fig.suptitle(f"{dataset}, seed {seed}: test patches, ground truth and predicted maps (counts in titles)")
     fig.text(0.5, 0.0, NOTE, ha="center", va="top", fontsize=7, wrap=False)
-    return save(fig, stem)
+    return save(fig, stem, track_caption(config))
 
 
 def localization_figure(config: dict, dataset: str, seed: int, prepared: Path, split_file: Path, results: Path,
@@ -143,4 +147,4 @@ def localization_figure(config: dict, dataset: str, seed: int, prepared: Path, s
                             "true": on_patch(true)}))
         rows.append((f"{image_id} (patch 1)", test.images[p], panels))
     note = f"seed {seed}, threshold rule, matched within r = {radius:g} px; scores of the whole image"
-    return points_over_dots(rows, dataset, note, stem)
+    return points_over_dots(rows, dataset, note, stem, track_caption(config))

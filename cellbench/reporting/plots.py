@@ -18,7 +18,11 @@ plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "
                      "figure.dpi": 150, "savefig.bbox": "tight"})
 
 
-def save(fig, stem: Path) -> list[Path]:
+def save(fig, stem: Path, track: str | None = None) -> list[Path]:
+    """PNG and PDF of ``fig``; ``track``: the line saying which experiment made it (cellbench.reporting.track),
+    printed under the figure so that a figure of a reduced track is never read as the paper's protocol."""
+    if track:
+        fig.text(0.0, 0.0, track, fontsize=7, ha="left", va="top", style="italic", transform=fig.transFigure)
     paths = []
     for suffix in (".png", ".pdf"):
         path = stem.with_suffix(suffix)
@@ -29,21 +33,23 @@ def save(fig, stem: Path) -> list[Path]:
     return paths
 
 
-def mae_by_method(summary: pd.DataFrame, datasets: list[str], methods: list[str], stem: Path) -> list[Path]:
+def mae_by_method(summary: pd.DataFrame, datasets: list[str], methods: list[str], stem: Path, track: str | None = None) -> list[Path]:
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(datasets) + 1), 3.0))
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(datasets))
+    colors = method_colors(methods)
     for i, method in enumerate(methods):
         rows = [summary[(summary["dataset"] == d) & (summary["method"] == method)] for d in datasets]
         means = [r["mae_mean"].iloc[0] if len(r) else np.nan for r in rows]
         stds = [r["mae_std"].iloc[0] if len(r) else np.nan for r in rows]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=np.nan_to_num(stds), capsize=2,
-               label=method)
+               label=method, color=colors[method])
     ax.set_xticks(x, datasets)
     ax.set_ylabel("test MAE (mean ± std over seeds)")
-    ax.legend(ncol=min(len(methods), 4), frameon=False)
+    # beside the axes: above the bars it hid the tallest of them
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Counting error per dataset and method")
-    return save(fig, stem)
+    return save(fig, stem, track)
 
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
@@ -58,7 +64,7 @@ def _grid(n: int, max_cols: int) -> tuple[int, int]:
     return rows, -(-max(n, 1) // rows)
 
 
-def predicted_vs_true(frames: dict[str, pd.DataFrame], dataset: str, stem: Path) -> list[Path]:
+def predicted_vs_true(frames: dict[str, pd.DataFrame], dataset: str, stem: Path, track: str | None = None) -> list[Path]:
     """One panel per method on shared axes, the identity line in each. A method whose predictions
     run far beyond the true counts (a collapsed run) would squeeze the others: the axes end at
     twice the largest true count, and a point beyond is drawn on the edge as a red triangle."""
@@ -91,10 +97,10 @@ def predicted_vs_true(frames: dict[str, pd.DataFrame], dataset: str, stem: Path)
     fig.supxlabel("true count")
     fig.supylabel("predicted count")
     fig.suptitle(f"{dataset}: predicted against true count per test image (all seeds; dashed: y = x)")
-    return save(fig, stem)
+    return save(fig, stem, track)
 
 
-def learning_curves(logs: dict[str, list[pd.DataFrame]], dataset: str, stem: Path) -> list[Path]:
+def learning_curves(logs: dict[str, list[pd.DataFrame]], dataset: str, stem: Path, track: str | None = None) -> list[Path]:
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(7.5, 2.9), layout="constrained")
     colors = method_colors(list(logs))
     for method, frames in logs.items():
@@ -115,10 +121,10 @@ def learning_curves(logs: dict[str, list[pd.DataFrame]], dataset: str, stem: Pat
     if logs:
         fig.legend(loc="outside right upper", frameon=False, ncol=1 + len(logs) // 12)
     fig.suptitle(f"{dataset}: learning curves (one line per seed)")
-    return save(fig, stem)
+    return save(fig, stem, track)
 
 
-def f1_by_radius(localization: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
+def f1_by_radius(localization: pd.DataFrame, dataset: str, stem: Path, track: str | None = None) -> list[Path]:
     """Test-set F1 against the matching radius, one line per method and source map (mean ± std
     over seeds), one panel per rule; ``localization``: the dataset's rows of
     ``collect.localization_per_seed``."""
@@ -148,11 +154,11 @@ def f1_by_radius(localization: pd.DataFrame, dataset: str, stem: Path) -> list[P
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4) or 1,
                frameon=False)
     fig.suptitle(f"{dataset}: localization F1 against matching radius (dotted: primary radius)", y=1.03)
-    return save(fig, stem)
+    return save(fig, stem, track)
 
 
 def points_over_dots(rows: list[tuple[str, np.ndarray, list[tuple[str, dict]]]], dataset: str, note: str,
-                     stem: Path) -> list[Path]:
+                     stem: Path, track: str | None = None) -> list[Path]:
     """Predicted points over the true dots. ``rows``: per test patch (title, image, panels), each
     panel (title, {"tp": matched predictions, "fp": unmatched predictions, "fn": missed true dots,
     "true": all true dots}) in the shown image's pixels."""
@@ -178,4 +184,4 @@ def points_over_dots(rows: list[tuple[str, np.ndarray, list[tuple[str, dict]]]],
     fig.suptitle(f"{dataset}: predicted points on test patches ({note})\n"
                  "green dot: matched prediction, red x: false prediction, yellow circle: missed true dot",
                  y=1.0 + 0.4 / fig.get_figheight())
-    return save(fig, stem)
+    return save(fig, stem, track)

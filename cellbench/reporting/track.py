@@ -27,4 +27,6 @@ def track_caption(config: dict) -> str | None:
         parts.append("at most " + ", ".join(f"{v} {k}" for k, v in limits.items()) + " images")
     parts.append("random initialisation" if t["pretrained"] == "none" else f"pretrained: {t['pretrained']}")
     label = f"{name} track" if name != "custom settings" else name
-    return f"{label}: {', '.join(parts)}; not the paper's protocol"
+    own = " (a method's own crop, epochs and learning rate for this track: its method.yaml, tracks)" \
+        if name != "custom settings" else ""
+    return f"{label}: {', '.join(parts)}{own}; not the paper's protocol"

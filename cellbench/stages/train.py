@@ -12,7 +12,7 @@ from .. import runs
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
 from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss, training_sizes
-from ..provenance import environment
+from ..provenance import environment, method_files
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
 from .common import load_splits, setup, train_settings
@@ -59,8 +59,17 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
         "floor_val_mae": result.floor_val_mae, "did_not_learn": result.did_not_learn,
         "output_bias": result.output_bias,
         "warmup_epochs": config["train"]["warmup_epochs"],
-        "environment": environment(device)})
+        "method_files": (files := method_files(spec.directory)),
+        "environment": _with_method_state(environment(device), files)})
     (run_dir / runs.COUNTER_CHECKPOINT).unlink(missing_ok=True)
+
+
+def _with_method_state(env: dict, files: dict) -> dict:
+    """A method folder that is modified or not in git makes the tree dirty for this run: the
+    commit alone would not give the method that ran (its files' hash is in metadata.json)."""
+    if files["git"] in ("modified", "untracked"):
+        env["git"] = dict(env["git"], dirty=True, method_files=files["git"])
+    return env
 
 
 def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
