@@ -19,3 +19,7 @@ class MethodError(CellbenchError):
 
 class TrainingError(CellbenchError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class DamagedFileError(CellbenchError):
+    """A file the workflow wrote and reads back is missing or damaged (see ``cellbench.io.read_back``)."""

@@ -1,13 +1,18 @@
-"""Atomic writes, so an interrupted job never leaves a result that looks complete."""
+"""Atomic writes, so an interrupted job never leaves a result that looks complete; and reading back
+what the workflow wrote (``read_back``), so that a damaged file is one message, not a traceback."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import DamagedFileError
 
 
 def _umask() -> int:
@@ -41,5 +46,43 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+#: What reading a damaged file raises, from numpy's zip reader, json, torch's unpickler, pandas.
+_DAMAGE = (OSError, EOFError, ValueError, KeyError, IndexError, RuntimeError, TypeError, UnicodeDecodeError,
+           zipfile.BadZipFile, pickle.UnpicklingError)
+
+
+@contextlib.contextmanager
+def read_back(path: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Read a file the workflow wrote inside this block: a missing or damaged one becomes a
+    ``DamagedFileError`` naming it, ``what`` it should be, and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise DamagedFileError(f"{path}: missing ({what}); the workflow makes it: run the same command again")
+    if path.stat().st_size == 0:
+        raise DamagedFileError(f"{path}: empty ({what}; a disk that filled up or an interrupted copy): "
+                               f"delete it and run the same command again")
+    try:
+        yield path
+    except DamagedFileError:
+        raise
+    except _DAMAGE as exc:
+        kind = "truncated or damaged" if isinstance(exc, (zipfile.BadZipFile, EOFError)) else "damaged or not"
+        raise DamagedFileError(f"{path}: {kind} {what} ({type(exc).__name__}: {exc}); delete it and run the "
+                               f"same command again (the workflow makes it anew)") from exc
+
+
+def read_json(path: str | os.PathLike, what: str = "a JSON file written by the workflow") -> Any:
+    with read_back(path, what) as p:
+        return json.loads(p.read_text())
+
+
+def read_csv(path: str | os.PathLike, what: str, columns: tuple[str, ...] = (), **options):
+    """A CSV file the workflow wrote, as a DataFrame; missing, damaged or without ``columns``: one
+    message naming it."""
+    import pandas as pd
+    with read_back(path, what):
+        frame = pd.read_csv(path, **options)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)}")
+        return frame

@@ -8,13 +8,14 @@ someone else cannot run code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import CellbenchError
-from .io import atomic_path
+from .errors import CellbenchError, DamagedFileError
+from .io import atomic_path, read_back
 from .localizer import CounterConditionedLocalizer
 from .methods import MethodSpec, build_localizer, build_model
 
@@ -44,10 +45,15 @@ def run_path(name: str, dataset: str = "{dataset}", method: str = "{method}", se
     return f"{RESULTS}/{dataset}/{method}/seed{seed}/{name}"
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path, fields: Iterable[str] = ()) -> dict:
+    """A saved counter or localizer: a missing, truncated or foreign file is one message naming it."""
     if not path.is_file():
-        raise CellbenchError(f"{path} not found: train this run first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise DamagedFileError(f"{path}: not found; train this run first (run the workflow again)")
+    with read_back(path, "trained weights saved by cellbench (torch)"):
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or not set(fields) <= set(data):
+            raise ValueError(f"it holds no {', '.join(sorted(set(fields) - set(data or {})))}")
+        return data
 
 
 @dataclass
@@ -74,9 +80,9 @@ class SavedCounter:
 
     @classmethod
     def read(cls, directory: Path) -> "SavedCounter":
-        saved = cls(**_load(directory / COUNTER))
+        saved = cls(**_load(directory / COUNTER, ("method", "best", "count_scale")))
         if saved.last is None and (directory / COUNTER_LAST).is_file():
-            saved.last = _load(directory / COUNTER_LAST)["last"]
+            saved.last = _load(directory / COUNTER_LAST, ("last",))["last"]
         return saved
 
     def model(self, spec: MethodSpec, which: str = "best") -> torch.nn.Module:
@@ -105,7 +111,7 @@ class SavedLocalizer:
 
     @classmethod
     def read(cls, directory: Path) -> "SavedLocalizer":
-        return cls(**_load(directory / LOCALIZER))
+        return cls(**_load(directory / LOCALIZER, ("method", "best", "count_scale")))
 
     def model(self, spec: MethodSpec, counter: torch.nn.Module, density_scale: float) -> CounterConditionedLocalizer:
         """The localizer on top of ``counter``: image -> full-resolution map."""

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ..io import atomic_path
+from ..io import atomic_path, read_back
 from .readers import RawSample, load_sample
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,17 @@ class PreparedDataset:
 
     @classmethod
     def load(cls, path: Path) -> "PreparedDataset":
-        with np.load(path, allow_pickle=False) as data:  # optional fields may be absent from older files
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data.files})
+        required = [k for k, f in cls.__dataclass_fields__.items() if f.default is not None]
+        with read_back(path, "prepared patches (the prepare stage's patches.npz)"):
+            with np.load(path, allow_pickle=False) as data:  # optional fields may be absent from older files
+                missing = [k for k in required if k not in data.files]
+                if missing:
+                    raise ValueError(f"no {', '.join(missing)} in it: not a prepared dataset")
+                loaded = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data.files})
+            n = len(loaded.image_ids)
+            if len(loaded.point_offsets) != len(loaded.images) + 1 or len(loaded.image_counts) != n:
+                raise ValueError("its arrays disagree in length")
+            return loaded
 
     def subset(self, image_ids: list[str]) -> "PreparedDataset":
         """The patches of the given images, in the given order."""

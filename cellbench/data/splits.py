@@ -49,3 +49,36 @@ def make_split(image_ids: list[str], groups: list[str], ratios: dict[str, float]
     if not result["test"]:
         raise ConfigError(f"split: grouped split of {len(unique)} groups leaves no test images")
     return {name: sorted(v) for name, v in result.items()}
+
+
+def check_split(split: dict, image_ids: list[str], groups: list[str], path) -> None:
+    """A split file read back: its parts disjoint, every image in the prepared data, and the split
+    its recorded seed and ratios draw; DataError naming the image and the file otherwise."""
+    from ..errors import DataError
+
+    where = f"{path}"
+    known = set(image_ids)
+    seen: dict[str, str] = {}
+    for part in SPLITS:
+        if part not in split or not isinstance(split[part], list):
+            raise DataError(f"{where}: no list of {part!r} images: not a split file; delete it and run the same "
+                            f"command again")
+        for image in split[part]:
+            if image in seen:
+                raise DataError(f"{where}: image {image!r} is in both {seen[image]!r} and {part!r}: a split's parts "
+                                f"must not overlap; delete the file and run the same command again")
+            if image not in known:
+                raise DataError(f"{where}: image {image!r} ({part}) is not in the prepared data ({len(known)} images): "
+                                f"the split belongs to other data; delete it and run the same command again")
+            seen[image] = part
+    try:
+        drawn = make_split(image_ids, groups, split["ratios"], int(split["seed"]), bool(split.get("grouped")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{where}: no valid seed and ratios recorded ({exc}); delete it and run the same command "
+                        f"again") from exc
+    for part in SPLITS:
+        if sorted(split[part]) != drawn[part]:
+            other = sorted(set(split[part]) ^ set(drawn[part]))
+            raise DataError(f"{where}: its {part!r} images are not those seed {split['seed']} draws (first "
+                            f"difference: image {other[0]!r}): the file was edited or made by other code; delete it "
+                            f"and run the same command again")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import seeds_of
-from ..io import read_json, write_text
+from ..io import read_csv, read_json, write_text
 from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
 from . import plots, tables
@@ -75,10 +75,10 @@ def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, 
     seeds, methods, specs = seeds_of(config, dataset), selected_methods(config), discover()
     frames, logs = {}, {}
     for method in methods:
-        preds = [pd.read_csv(p) for s in seeds if (p := run_dir(results, dataset, method, s) / PREDICTIONS).is_file()]
+        preds = [read_csv(p, "per-image predictions (predictions.csv)", ("true_count", "pred_count")) for s in seeds if (p := run_dir(results, dataset, method, s) / PREDICTIONS).is_file()]
         if preds:
             frames[method] = pd.concat(preds)
-        curves = [pd.read_csv(p) for s in seeds if (p := run_dir(results, dataset, method, s) / COUNTER_LOG).is_file()]
+        curves = [read_csv(p, "a learning curve (counter_log.csv)", ("epoch", "val_mae")) for s in seeds if (p := run_dir(results, dataset, method, s) / COUNTER_LOG).is_file()]
         if curves:
             logs[method] = curves
     (out / "figures").mkdir(parents=True, exist_ok=True)

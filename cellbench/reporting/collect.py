@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import read_json
+from ..io import read_csv, read_json
 from ..localization import Counts, total
 from ..metrics import count_metrics
 from ..runs import LOCALIZATION, METRICS, PREDICTIONS, run_dir
@@ -30,7 +30,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                        "mse": np.nan, "n_images": 0, "present": path.is_file(), "collapsed": False,
                        "did_not_learn": False}
                 if path.is_file():
-                    frame = pd.read_csv(path)
+                    frame = read_csv(path, "per-image predictions (predictions.csv)", ("true_count", "pred_count"))
                     row.update(count_metrics(frame["true_count"], frame["pred_count"]))
                     if "localizer_count" in frame:
                         row["localizer_mae"] = count_metrics(frame["true_count"], frame["localizer_count"])["mae"]
@@ -68,7 +68,8 @@ def paired_differences(results: Path, dataset: str, method_a: str, method_b: str
         pb = run_dir(results, dataset, method_b, seed) / PREDICTIONS
         if not (pa.is_file() and pb.is_file()):
             continue
-        fa, fb = pd.read_csv(pa, dtype={"image_id": str}), pd.read_csv(pb, dtype={"image_id": str})
+        fa, fb = (read_csv(p, "per-image predictions (predictions.csv)", ("image_id", "true_count", "pred_count"),
+                           dtype={"image_id": str}) for p in (pa, pb))
         merged = fa.merge(fb, on="image_id", suffixes=("_a", "_b"))
         if merged.empty:  # no image in common: nothing to pair on this seed
             continue
@@ -100,7 +101,8 @@ def localization_per_seed(results: Path, datasets, methods, seeds) -> pd.DataFra
                 path = run_dir(results, dataset, method, seed) / LOCALIZATION
                 if not path.is_file():
                     continue
-                frame = pd.read_csv(path, dtype={"image_id": str})
+                frame = read_csv(path, "per-image localization (localization.csv)", ("source", "rule", "radius"),
+                                 dtype={"image_id": str})
                 for (source, rule, radius), group in frame.groupby(["source", "rule", "radius"], sort=False):
                     counts = total(Counts(int(r.tp), int(r.fp), int(r.fn)) for r in group.itertuples())
                     rows.append({"dataset": dataset, "method": method, "seed": seed, "source": source, "rule": rule,

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..data.prepare import PreparedDataset
+from ..data.splits import check_split
 from ..device import resolve_device, seed_everything
 from ..io import read_json
 from ..methods import MethodSpec
@@ -14,8 +15,12 @@ from ..training.trainer import TrainSettings
 
 
 def load_split(prepared: Path, split_file: Path, part: str, limit: int | None) -> PreparedDataset:
-    ids = read_json(split_file)[part]
-    return PreparedDataset.load(prepared).subset(ids[:limit] if limit else ids)
+    """One part of a split, its file checked against the prepared data (``check_split``)."""
+    data = PreparedDataset.load(prepared)
+    split = read_json(split_file, "a split file (the split stage's seed<k>.json)")
+    check_split(split, data.image_ids.tolist(), data.image_groups.tolist(), split_file)
+    ids = split[part]
+    return data.subset(ids[:limit] if limit else ids)
 
 
 def load_splits(config: dict, prepared: Path, split_file: Path, *parts: str) -> list[PreparedDataset]:

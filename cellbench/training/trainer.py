@@ -32,7 +32,7 @@ from ..data.prepare import PreparedDataset
 from ..errors import TrainingError
 from ..inference import autocast, count_images
 from ..inputs import images_tensor
-from ..io import atomic_path, write_text
+from ..io import atomic_path, read_back, write_text
 from ..metrics import count_metrics
 from .batches import Batch, DeviceDataset, make_batch, plan_epoch
 from .output_init import init_output, mean_target_per_position
@@ -219,7 +219,8 @@ class Trainer:
         """Continue from the checkpoint when it holds a run with the same settings and data."""
         if not self.checkpoint_path.is_file():
             return
-        ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        with read_back(self.checkpoint_path, "the resume checkpoint of an interrupted training"):
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         if ckpt.get("fingerprint") != self.fingerprint:
             log.warning("%s was written with other settings or data; starting afresh", self.checkpoint_path)
             return
