@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..methods import get_method
+from ..ownership import own_run_dir
 from .evaluate import evaluate_stage
 from .localize import localize_stage
 from .train import localizer_stage, train_stage
@@ -27,7 +28,8 @@ def run_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path
     steps = [("train", train_stage)] + ([("localizer", localizer_stage)] if spec.localizer else [])
     steps += [("evaluate", evaluate_stage), ("localize", localize_stage)]
     label = f"{dataset} / {method} / seed {seed}"
-    for name, step in steps:
-        tic = time.perf_counter()
-        step(config, dataset, method, seed, prepared, split_file, run_dir, threads=threads)
-        log.info("%s: %s done in %.1f s", label, name, time.perf_counter() - tic)
+    with own_run_dir(run_dir, label):   # one writer per run folder; stop if the workflow is gone
+        for name, step in steps:
+            tic = time.perf_counter()
+            step(config, dataset, method, seed, prepared, split_file, run_dir, threads=threads)
+            log.info("%s: %s done in %.1f s", label, name, time.perf_counter() - tic)
