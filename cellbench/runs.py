@@ -32,6 +32,9 @@ METRICS = "metrics.json"
 LOCALIZATION = "localization.csv"          # per test image, source map, rule and radius: tp, fp, fn
 POINTS = "points.csv"                      # the points each rule keeps, original-image pixels
 LOCALIZATION_SUMMARY = "localization.json"  # thresholds (chosen on validation), radii, test scores
+# How long evaluation and localization took, and on what: kept out of metrics.json and
+# localization.json so that a rerun on the same machine reproduces those byte for byte.
+TIMING = "timing.json"
 
 RESULTS = "results"
 
@@ -118,3 +121,16 @@ class SavedLocalizer:
         localizer = build_localizer(spec, width=self.width)
         localizer.load_state_dict(self.best)
         return CounterConditionedLocalizer(counter, localizer, spec.stride, density_scale)
+
+
+def record_timing(run_dir: Path, stage: str, **figures) -> None:
+    """Add one stage's timing (seconds, images per second, device) to the run's timing.json."""
+    import json
+    path = Path(run_dir) / TIMING
+    try:
+        timing = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        timing = {}   # a damaged timing file is only timing: start it again
+    timing[stage] = figures
+    from .io import write_json
+    write_json(path, timing)

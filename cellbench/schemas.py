@@ -79,6 +79,15 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, and for a choice of forms (oneOf, anyOf) what the key accepts: its
+    "is not valid under any of the given schemas" names neither."""
+    if error.validator in ("oneOf", "anyOf"):
+        accepted = error.schema.get("description", "").strip().rstrip(".")
+        return f"{error.instance!r} is none of the accepted forms" + (f": {accepted}" if accepted else "")
+    return error.message
+
+
 def validate(instance: Any, name: str, where: str, docs: str) -> dict:
     """``instance`` with its defaults filled in, or ConfigError naming ``where`` (a file), every
     offending key and ``docs`` (where the keys are documented)."""
@@ -89,6 +98,6 @@ def validate(instance: Any, name: str, where: str, docs: str) -> dict:
     _fill_defaults(filled, node)
     errors = sorted(jsonschema.Draft202012Validator(node).iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {_key_path(e)}: {e.message}" for e in errors]
+        lines = [f"  {_key_path(e)}: {_message(e)}" for e in errors]
         raise ConfigError(f"{where}: invalid (keys documented in {docs}):\n" + "\n".join(lines))
     return filled

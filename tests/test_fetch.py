@@ -35,12 +35,15 @@ def test_mirror_verifies_against_the_manifest(mirror):
 
 
 def test_wrong_hash_is_refused_naming_the_file(mbm_copy):
-    victim = mbm_copy / "MBM_data" / "BM_GRAZ_HE_0001_01_000.png"
-    data = bytearray(victim.read_bytes())
-    data[-20] ^= 0xFF
-    victim.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"MBM: .*BM_GRAZ_HE_0001_01_000\.png has SHA-256 .* expected .*fetch the dataset again"):
+    victims = [mbm_copy / "MBM_data" / f"BM_GRAZ_HE_0001_01_00{k}.png" for k in (0, 1)]
+    for victim in victims:
+        data = bytearray(victim.read_bytes())
+        data[-20] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"MBM: 2 file\(s\) differ from .*fetch the dataset again") as caught:
         verify(load_dataset("MBM"), mbm_copy)
+    for victim in victims:   # every altered file is named, not only the first
+        assert f"{victim} has SHA-256" in str(caught.value)
 
 
 def test_missing_file_is_refused(mbm_copy):

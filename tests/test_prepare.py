@@ -65,3 +65,60 @@ def test_prepared_dcc_round_trips_through_its_file(tmp_path):
     assert per_image.tolist() == [counts[i] for i in again.image_ids.tolist()]
     subset = again.subset(["test_img1"])
     assert len(subset.images) == 9 and subset.patch_counts().sum() == counts["test_img1"]
+
+
+def _mbm_copy(mirror, tmp_path, n_images: int = 2):
+    """The first images of MBM (and their dots) in a folder laid out like the mirror."""
+    import shutil
+    root = tmp_path / "mirror"
+    (root / "MBM_data").mkdir(parents=True)
+    images = sorted(p for p in (mirror / "MBM_data").glob("*.png") if "_dots_" not in p.name)[:n_images]
+    for image in images:
+        shutil.copy(image, root / "MBM_data" / image.name)
+        dots = image.name.replace(image.name[-7:], "dots_" + image.name[-7:])
+        shutil.copy(mirror / "MBM_data" / dots, root / "MBM_data" / dots)
+    return root
+
+
+def _blacken(path):
+    from PIL import Image
+    with Image.open(path) as img:
+        Image.new(img.mode, img.size).save(path)
+
+
+def test_prepare_refuses_raw_files_changed_after_the_fetch(mirror, tmp_path):
+    import json
+    from cellbench.data.fetch import sha256
+    from cellbench.errors import DataError
+    from cellbench.stages.data import prepare_stage
+    root = _mbm_copy(mirror, tmp_path)
+    files = sorted(p for p in (root / "MBM_data").iterdir())
+    verified = tmp_path / "raw" / "verified.json"
+    verified.parent.mkdir()
+    verified.write_text(json.dumps({"root": str(root), "sha256": {p.relative_to(root).as_posix(): sha256(p)
+                                                                  for p in files}}))
+    prepare_stage("MBM", verified, tmp_path / "ok.npz")   # unchanged: prepared
+    assert (tmp_path / "ok.npz").is_file()
+    dots = [p for p in files if "_dots_" in p.name]
+    _blacken(dots[0])
+    dots[1].unlink()
+    with pytest.raises(DataError, match="2 raw file") as caught:
+        prepare_stage("MBM", verified, tmp_path / "changed.npz")
+    assert f"{dots[0]} changed since it was fetched" in str(caught.value)
+    assert f"{dots[1]} is gone" in str(caught.value)
+    assert not (tmp_path / "changed.npz").exists()
+
+
+def test_an_annotation_without_dots_is_refused_unless_the_dataset_allows_it(mirror, tmp_path):
+    from cellbench.errors import DataError
+    root = _mbm_copy(mirror, tmp_path)
+    spec = load_dataset("MBM")
+    assert spec.allow_empty_images is False
+    dots = sorted((root / "MBM_data").glob("*_dots_*.png"))
+    _blacken(dots[1])
+    samples = spec.read_samples(root)
+    with pytest.raises(DataError, match=r"1 annotation\(s\) without a single dot") as caught:
+        prepare(samples, spec.preprocess)
+    assert str(dots[1]) in str(caught.value)
+    data = prepare(samples, spec.preprocess, allow_empty=True)
+    assert sorted(data.image_counts.tolist())[0] == 0

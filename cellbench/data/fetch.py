@@ -50,13 +50,12 @@ def verify(spec: DatasetSpec, root: Path) -> dict[str, str]:
     if extra:
         raise DataError(f"{spec.name}: {len(extra)} file(s) under {root} not in {spec.manifest_path}, "
                         f"first: {extra[0]}; remove them or fetch a clean copy")
-    hashes = {}
-    for rel, expected in manifest.items():
-        actual = sha256(present[rel])
-        if actual != expected:
-            raise DataError(f"{spec.name}: {root / rel} has SHA-256 {actual}, expected {expected} "
-                            f"({spec.manifest_path}); the file is corrupted or altered: fetch the dataset again")
-        hashes[rel] = actual
+    hashes = {rel: sha256(present[rel]) for rel in manifest}
+    wrong = [f"{root / rel} has SHA-256 {hashes[rel]}, expected {expected}" for rel, expected in manifest.items()
+             if hashes[rel] != expected]
+    if wrong:
+        raise DataError(f"{spec.name}: {len(wrong)} file(s) differ from {spec.manifest_path} (corrupted or altered: "
+                        f"fetch the dataset again):\n  " + "\n  ".join(wrong))
     return hashes
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import atomic_path, read_back
 from .readers import RawSample, load_sample
 
@@ -209,11 +209,17 @@ class PreparedDataset:
             patch_offset=None if self.patch_offset is None else self.patch_offset[patches])
 
 
-def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patch_size: int = 256) -> PreparedDataset:
+def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patch_size: int = 256,
+            allow_empty: bool = False) -> PreparedDataset:
+    """Every sample as patches; an annotation without a dot is refused (naming every such file)
+    unless the dataset allows empty images (``allow_empty_images`` in its dataset.yaml)."""
     images, points, counts, patch_image, scales, offsets = [], [], [], [], [], []
     ids, groups, image_counts, sizes = [], [], [], []
+    empty = []
     for index, sample in enumerate(samples):
         image, dots = load_sample(sample)
+        if not len(dots) and not allow_empty:
+            empty.append(str(sample.dots_path))
         tracked = preprocess_tracked(image, dots, steps)
         patches = [patch for patch, _ in tracked]
         total = sum(len(pts) for _, pts in patches)
@@ -233,6 +239,10 @@ def prepare(samples: list[RawSample], steps: list[dict] | tuple[dict, ...], patc
         groups.append(sample.group)
         image_counts.append(len(dots))
         sizes.append((image.shape[1], image.shape[0]))
+    if empty:
+        raise DataError(f"{len(empty)} annotation(s) without a single dot (a blackened or empty annotation file; "
+                        f"set allow_empty_images: true in the dataset's dataset.yaml if such images are real):\n  "
+                        + "\n  ".join(empty))
     return PreparedDataset(
         images=np.stack(images), points=np.concatenate(points) if points else np.zeros((0, 2), np.float32),
         point_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),

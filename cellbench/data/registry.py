@@ -30,6 +30,7 @@ class DatasetSpec:
     citation: str = ""
     manual_download: str | None = None
     drive_folder: str | None = None  # id of a public Google Drive folder, downloaded with gdown
+    allow_empty_images: bool = False   # images whose annotation has no dot are real (else refused)
 
     @property
     def definition(self) -> Path:
@@ -81,4 +82,5 @@ def load_dataset(name: str) -> DatasetSpec:
         name=raw["name"], title=raw["title"], folder=raw["folder"], reader=raw["reader"],
         urls=tuple(raw["urls"]), preprocess=tuple(raw["preprocess"]), paper=raw["paper"],
         definition_dir=path.parent, type=raw["type"], citation=raw["citation"],
-        manual_download=raw["manual_download"], drive_folder=raw["drive_folder"])
+        manual_download=raw["manual_download"], drive_folder=raw["drive_folder"],
+        allow_empty_images=raw["allow_empty_images"])

@@ -17,11 +17,11 @@ import pandas as pd
 
 from ..errors import CellbenchError
 from ..io import read_json, write_text
-from ..runs import COUNTER_LOG, LOCALIZER_LOG, METADATA, METRICS, PREDICTIONS, run_dir
+from ..runs import COUNTER_LOG, LOCALIZER_LOG, METADATA, METRICS, PREDICTIONS, TIMING, run_dir
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = (PREDICTIONS, METRICS, METADATA, COUNTER_LOG, LOCALIZER_LOG)
+RUN_FILES = (PREDICTIONS, METRICS, METADATA, COUNTER_LOG, LOCALIZER_LOG, TIMING)
 REPORT_SUFFIXES = (".csv", ".md", ".tex")
 MAX_FILE_BYTES = 5_000_000  # a reference lives in git: anything larger is a mistake (a checkpoint, say)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import project_root
 from ..config import data_mirror
-from ..data.fetch import fetch, layout
+from ..data.fetch import fetch, layout, sha256
 from ..data.prepare import PreparedDataset, prepare
 from ..data.registry import load_dataset
 from ..data.splits import make_split
@@ -29,14 +29,34 @@ def fetch_stage(config: dict, dataset: str, out: Path) -> None:
                      "layout": layout(spec, root)})
 
 
+def recheck_raw_files(dataset: str, record: dict, verified: Path) -> None:
+    """The raw files are not inputs of the prepare rule (a mirror may sit anywhere): check that
+    they are still the files the fetch verified, every one, naming each that changed or went."""
+    root = Path(record["root"])
+    changed, gone = [], []
+    for rel, digest in sorted(record["sha256"].items()):
+        path = root / rel
+        if not path.is_file():
+            gone.append(str(path))
+        elif sha256(path) != digest:
+            changed.append(str(path))
+    if changed or gone:
+        lines = [f"{p} changed since it was fetched" for p in changed] + [f"{p} is gone" for p in gone]
+        raise DataError(f"{dataset}: {len(lines)} raw file(s) differ from what the fetch verified ({verified}):\n  "
+                        + "\n  ".join(lines) + f"\ndelete {verified.parent} and run the workflow again to fetch and "
+                        f"verify the data anew")
+
+
 def prepare_stage(dataset: str, verified: Path, out: Path) -> None:
     spec = load_dataset(dataset)
-    root = Path(read_json(verified)["root"])
+    record = read_json(verified, "the fetch stage's record of verified raw files (verified.json)")
+    recheck_raw_files(dataset, record, verified)
+    root = Path(record["root"])
     samples = spec.read_samples(root)
     if not samples:
         raise DataError(f"{spec.name}: no images found under {root / spec.folder}")
     log.info("%s: preparing %d images", dataset, len(samples))
-    prepare(samples, spec.preprocess).save(out)
+    prepare(samples, spec.preprocess, allow_empty=spec.allow_empty_images).save(out)
 
 
 def split_stage(config: dict, dataset: str, seed: int, prepared: Path, out: Path) -> None:

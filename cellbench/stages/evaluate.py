@@ -55,7 +55,7 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
         "last_epoch": (count_metrics(frame["true_count"], frame["pred_count_last_epoch"])
                        if "pred_count_last_epoch" in frame else None),
         "localizer": localizer_metrics,
-        "inference_images_per_second": len(images) / seconds if seconds > 0 else None,
-        "device": str(device),
     })
     write_json(run_dir / runs.METRICS, metrics)
+    runs.record_timing(run_dir, "evaluate", seconds=seconds, device=str(device),
+                       inference_images_per_second=len(images) / seconds if seconds > 0 else None)

@@ -178,5 +178,5 @@ def localize_stage(config: dict, dataset: str, method: str, seed: int, prepared:
         "dataset": dataset, "method": method, "seed": seed, "sources": summary,
         "radii": list(radii.values), "primary_radius": radii.primary, "min_distance_patch_pixels": distance,
         "threshold_chosen_on": "val", "val_images": val.image_ids.tolist(), "test_images": test.image_ids.tolist(),
-        "count_rule_count": "the run's counter's predicted count per image (sum of its map / count_scale)",
-        "seconds": time.perf_counter() - tic, "device": str(device)})
+        "count_rule_count": "the run's counter's predicted count per image (sum of its map / count_scale)"})
+    runs.record_timing(run_dir, "localize", seconds=time.perf_counter() - tic, device=str(device))
