@@ -33,8 +33,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give results normal permissions
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:
+        _raise_if_disk_full(path, exc)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+#: Free bytes below which a failed write is put down to a full disk.
+FULL_DISK_BYTES = 64 * 2**20
+
+
+def _raise_if_disk_full(path: Path, exc: BaseException) -> None:
+    """A write that failed on a full disk says so (torch.save says only "unexpected pos")."""
+    import errno
+    import shutil
+    from .errors import CellbenchError
+    free = shutil.disk_usage(path.parent).free
+    if getattr(exc, "errno", None) == errno.ENOSPC or free < FULL_DISK_BYTES:
+        raise CellbenchError(f"{path}: could not be written: the disk is full ({free / 2**20:.0f} MiB free on the "
+                             f"filesystem of {path.parent}; {type(exc).__name__}: {exc}). Free some space (results/ "
+                             f"can be deleted after `python -m cellbench publish`) and run the same command again; "
+                             f"nothing half-written was kept") from exc
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

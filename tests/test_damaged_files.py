@@ -88,3 +88,22 @@ def test_a_split_naming_an_unknown_image_or_not_drawn_by_its_seed_is_refused(mbm
     path = _edited_split(mbm_files, tmp_path, swap)
     with pytest.raises(DataError, match=r"are not those seed 0 draws"):
         load_split(mbm_files / "patches.npz", path, "train", None)
+
+
+def test_a_write_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from cellbench.errors import CellbenchError
+    from cellbench.io import atomic_path
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30, 1024))
+    target = tmp_path / "counter.pt"
+    with pytest.raises(CellbenchError, match=r"counter.pt: could not be written: the disk is full \(0 MiB free"):
+        with atomic_path(target):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+    assert not target.exists() and not list(tmp_path.iterdir())   # nothing half-written left
+    with pytest.raises(CellbenchError, match="disk is full"):
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
