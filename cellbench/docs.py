@@ -31,7 +31,8 @@ def _rows(node: dict, prefix: str = "") -> list[str]:
         children = sub.get("properties")
         sub = dict(sub, _required=key in required)
         if children:
-            rows.append(f"| `{name}` | {sub.get('description', '')} | |")
+            text = " ".join(str(sub.get("description", "")).split())
+            rows.append(f"| `{name}` | {text} | {'required' if sub['_required'] else ''} |")
             rows += _rows(sub, f"{name}.")
         else:
             text = " ".join(str(sub.get("description", "")).split())

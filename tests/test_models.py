@@ -173,3 +173,66 @@ def test_a_model_that_fails_at_one_training_size_is_refused_naming_the_size(scra
     with pytest.raises(MethodError, match=r"picky/method\.yaml .*for a 96x96 input the model must return shape "
                                           r"\(1, 1, 12, 12\).*got \(1, 1, 11, 12\)"):
         validate_method(spec, [256, 96])
+
+
+POINT_LOSS = '''import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, negative: bool = False):
+        super().__init__()
+        self.out = nn.Conv2d(3, 1, 1)
+        self.negative = negative
+
+    def forward(self, x):
+        y = self.out(x)
+        return y if self.negative else torch.relu(y)
+
+
+def bayesian_loss(pred, batch, sigma: float = 8.0):
+    return (pred.sum() - batch.counts.sum()).abs() / sigma
+'''
+
+
+def test_a_loss_and_a_target_that_disagree_cannot_train(scratch_methods):
+    from cellbench.methods import method_target, resolve_loss, validate_method
+    # the issue's case: a point loss without `target` (once silently 'density', 100x off)
+    _add_method(scratch_methods, "bl", "model: model.py:Net\nstride: 1\noutput: {layer: out, activation: relu}\n"
+                "loss: model.py:bayesian_loss\n", POINT_LOSS)
+    with pytest.raises(MethodError, match=r"bl/method\.yaml: no target, and its loss model\.py:bayesian_loss does not declare one"):
+        validate_method(get_method("bl"), [64])
+    # a built-in loss declares its target: leaving `target` out takes it, a different one is refused
+    _add_method(scratch_methods, "counts", "model: model.py:Net\nstride: 1\noutput: {layer: out, activation: relu}\n"
+                "loss: count_l1\n", POINT_LOSS)
+    assert method_target(get_method("counts")) == "count"
+    (scratch_methods / "counts" / "method.yaml").write_text(
+        "model: model.py:Net\nstride: 1\noutput: {layer: out, activation: relu}\nloss: count_l1\ntarget: density\n")
+    with pytest.raises(MethodError, match=r"target is 'density' but its loss count_l1 compares against target 'count'"):
+        resolve_loss(get_method("counts"))
+    for name in set(discover()) - {"bl", "counts"}:   # every shipped method agrees with its loss
+        assert method_target(get_method(name)) in ("count", "density", "points")
+
+
+def test_loss_options_reach_the_loss_and_a_wrong_one_is_named(scratch_methods):
+    import torch
+    from cellbench.methods import resolve_loss
+    from cellbench.training.batches import Batch
+    base = "model: model.py:Net\nstride: 1\noutput: {layer: out, activation: relu}\nloss: model.py:bayesian_loss\ntarget: points\n"
+    _add_method(scratch_methods, "opts", base + "loss_options: {sigma: 2.0}\n", POINT_LOSS)
+    loss = resolve_loss(get_method("opts"))
+    batch = Batch(images=torch.zeros(1, 3, 4, 4), counts=torch.tensor([3.0]), density=None)
+    assert float(loss(torch.ones(1, 1, 4, 4), batch)) == pytest.approx(abs(16 - 3) / 2.0)
+    (scratch_methods / "opts" / "method.yaml").write_text(base + "loss_options: {sigmaa: 2.0}\n")
+    with pytest.raises(MethodError, match=r"opts/method\.yaml: loss_options \{'sigmaa': 2\.0\} do not fit the loss.*\['sigma'\]"):
+        resolve_loss(get_method("opts"))
+
+
+def test_a_declared_activation_the_model_does_not_apply_is_refused(scratch_methods):
+    _add_method(scratch_methods, "neg", "model: model.py:Net\noptions: {negative: true}\nstride: 1\n"
+                "output: {layer: out, activation: relu}\ntarget: density\n", POINT_LOSS)
+    with pytest.raises(MethodError, match=r"neg/method\.yaml .*output\.activation is 'relu' but the model's output has negative values"):
+        build_model(get_method("neg"))
+    (scratch_methods / "neg" / "method.yaml").write_text(
+        "model: model.py:Net\noptions: {negative: false}\nstride: 1\noutput: {layer: out, activation: abs}\ntarget: density\n")
+    build_model(get_method("neg"))   # abs is accepted, and a model applying relu keeps to it

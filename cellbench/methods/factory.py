@@ -7,6 +7,7 @@ here, naming the method's ``method.yaml``.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Callable, Iterable
 
@@ -86,7 +87,36 @@ def build_model(spec: MethodSpec, pretrained: str = "none", sizes: Iterable[int]
     factory = load_callable(spec.directory, spec.model, spec.definition, MethodError)
     model = _construct(factory, spec.options, pretrained, str(spec.definition), width)
     check_output(model, spec.stride, f"{spec.definition} ({spec.model})", sizes=sizes)
+    check_activation(model, spec.output, f"{spec.definition} ({spec.model})")
     return model
+
+
+#: Declared activations whose output cannot be negative.
+NON_NEGATIVE = ("relu", "softplus", "exp", "abs")
+
+
+def check_activation(model: nn.Module, output: dict | None, where: str, in_channels: int = 3) -> None:
+    """A model that declares a non-negative activation must give no negative output: fed a random
+    image, with its output layer's bias pushed down (so the activation, not a positive bias, is
+    what keeps the map non-negative)."""
+    if not output or output.get("activation") not in NON_NEGATIVE:
+        return
+    layers = output["layer"] if isinstance(output["layer"], list) else [output["layer"]]
+    probe = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for name in layers:
+            try:
+                layer = probe.get_submodule(name)
+            except AttributeError:
+                return   # named elsewhere (training_health): not this check's message
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.fill_(-5.0)
+        generator = torch.Generator().manual_seed(0)
+        out = probe(torch.randn(2, in_channels, 64, 64, generator=generator))
+    if float(out.min()) < 0:
+        raise MethodError(f"{where}: output.activation is {output['activation']!r} but the model's output has "
+                          f"negative values (min {float(out.min()):.3g}): apply {output['activation']} at the end of "
+                          f"forward, or declare the activation the model applies")
 
 
 def build_localizer(spec: MethodSpec, sizes: Iterable[int] = (64,), width: float = 1.0) -> nn.Module:
@@ -108,10 +138,41 @@ def validate_method(spec: MethodSpec, sizes: Iterable[int], width: float = 1.0) 
     resolve_loss(spec)
 
 
-def resolve_loss(spec: MethodSpec) -> Callable:
+def _loss_function(spec: MethodSpec) -> Callable:
     if is_reference(spec.loss):
         return load_callable(spec.directory, spec.loss, spec.definition, MethodError)
     if spec.loss not in LOSSES:
         raise MethodError(f"{spec.definition}: unknown loss {spec.loss!r}; built in: {', '.join(sorted(LOSSES))}, "
                           f"or give file.py:function")
     return LOSSES[spec.loss]
+
+
+def method_target(spec: MethodSpec) -> str:
+    """The method's target: its ``target`` key and its loss's declared target (``loss_target``)
+    must agree; either alone decides; neither is refused (a default would hide a mismatch)."""
+    declared = getattr(_loss_function(spec), "target", None)
+    if spec.target and declared and spec.target != declared:
+        raise MethodError(f"{spec.definition}: target is {spec.target!r} but its loss {spec.loss} compares against "
+                          f"target {declared!r} (cellbench.training.losses.loss_target): set target: {declared}, "
+                          f"or choose a loss for {spec.target}")
+    if not (spec.target or declared):
+        raise MethodError(f"{spec.definition}: no target, and its loss {spec.loss} does not declare one: set target "
+                          f"(density, count or points; methods/README.md, the contract) or decorate the loss with "
+                          f"@loss_target(...)")
+    return spec.target or declared
+
+
+def resolve_loss(spec: MethodSpec) -> Callable:
+    """The method's loss with its ``loss_options`` bound; MethodError naming an option it does not take."""
+    fn = _loss_function(spec)
+    method_target(spec)
+    if not spec.loss_options:
+        return fn
+    try:
+        inspect.signature(fn).bind(None, None, **spec.loss_options)
+    except TypeError as exc:
+        raise MethodError(f"{spec.definition}: loss_options {spec.loss_options} do not fit the loss {spec.loss} "
+                          f"({exc}); its keyword arguments: {list(inspect.signature(fn).parameters)[2:]}") from exc
+    bound = functools.partial(fn, **spec.loss_options)
+    bound.target = getattr(fn, "target", None)
+    return bound

@@ -33,8 +33,9 @@ class MethodSpec:
     model: str                 # "file.py:Callable"
     options: dict = field(default_factory=dict)
     stride: int = 8
-    target: str = "density"
+    target: str | None = None  # or declared by the loss (methods.factory.method_target)
     loss: str = "density_mse"
+    loss_options: dict = field(default_factory=dict)   # keyword arguments of the loss
     localizer: dict | None = None
     base: str | None = None    # the method a variant derives from
     paper_name: str | None = None
@@ -62,7 +63,7 @@ def _validated(raw: dict, where: str) -> dict:
 
 
 def _spec(name: str, directory: Path, raw: dict, base: str | None) -> MethodSpec:
-    keys = {k: raw[k] for k in ("description", "model", "options", "stride", "target", "loss", "localizer",
+    keys = {k: raw[k] for k in ("description", "model", "options", "stride", "target", "loss", "loss_options", "localizer",
                                 "paper_name", "reference", "ablation_of", "output", "trainable", "floor", "tracks")}
     return MethodSpec(name=name, directory=directory, base=base, **keys)
 
@@ -173,5 +174,6 @@ def selected_methods(config: dict) -> list[str]:
 
 def describe(spec: MethodSpec) -> dict:
     return {"name": spec.name, "base": spec.base, "model": spec.model, "options": spec.options,
-            "stride": spec.stride, "target": spec.target, "loss": spec.loss, "localizer": spec.localizer,
+            "stride": spec.stride, "target": spec.target, "loss": spec.loss, "loss_options": spec.loss_options,
+            "localizer": spec.localizer,
             "output": spec.output, "trainable": spec.trainable, "tracks": spec.tracks}

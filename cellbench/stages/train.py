@@ -11,7 +11,8 @@ import torch
 from .. import runs
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
-from ..methods import MethodSpec, build_localizer, build_model, describe, get_method, resolve_loss, training_sizes
+from ..methods import (MethodSpec, build_localizer, build_model, describe, get_method, method_target, resolve_loss,
+                       training_sizes)
 from ..provenance import environment, method_files
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def counter_task(config: dict, dataset: str, spec: MethodSpec, model: torch.nn.Module, seed: int) -> Task:
     """What the trainer fits for a method's counter on a dataset."""
     target = config["targets"][dataset]
-    density = spec.target == "density"
+    density = method_target(spec) == "density"
     return Task(model=model, loss=resolve_loss(spec), stride=spec.stride,
                 count_scale=target["density_scale"] if density else 1.0,
                 sigma=target["sigma"] if density else None, density_scale=target["density_scale"] if density else 1.0,

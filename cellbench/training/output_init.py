@@ -29,6 +29,7 @@ _INVERSE = {
     "relu": lambda m: m,
     "softplus": lambda m: m + math.log(-math.expm1(-m)),  # log(exp(m) - 1), stable for small and large m
     "exp": math.log,
+    "abs": lambda m: m,   # the positive branch
 }
 
 
