@@ -2,6 +2,9 @@
 # cellbench's entry point on a fresh machine (only Python 3.10+ needed): creates .venv on first
 # use, installs cellbench and its dependencies into it, then runs what is asked.
 #
+#   bash run.sh cpu   [snakemake args]   the CPU track on VGG: every method trained to the end on the CPU
+#                                        (profiles/cpu with config/cpu-vgg.yaml; about half an hour on 2 cores)
+#   bash run.sh cpu-all [snakemake args] the whole CPU track: VGG (3 seeds), MBM, ADI (1 seed)
 #   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
 #   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected:
 #                                        without one it stops with the estimated CPU time, unless
@@ -34,6 +37,8 @@ export PATH="$(cd "$venv" && pwd)/bin:$PATH"
 command="${1:-smoke}"
 shift || true
 case "$command" in
+    cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml "$@" ;;
+    cpu-all) exec snakemake --workflow-profile profiles/cpu "$@" ;;
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
     full)  python -m cellbench preflight && exec snakemake --cores all "$@" ;;
     test)  exec python -m pytest "$@" ;;
@@ -44,11 +49,14 @@ case "$command" in
         shift || true
         case "$which" in
             smoke) exec snakemake --workflow-profile profiles/smoke --report reports/report.html "$@" ;;
+            cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml \
+                       --report reports/report.html "$@" ;;
+            cpu-all) exec snakemake --workflow-profile profiles/cpu --report reports/report.html "$@" ;;
             full)  exec snakemake --report reports/report.html "$@" ;;
-            *) echo "run.sh: report of 'smoke' or 'full', not '$which'" >&2; exit 2 ;;
+            *) echo "run.sh: report of 'smoke', 'cpu', 'cpu-all' or 'full', not '$which'" >&2; exit 2 ;;
         esac ;;
     snakemake) exec snakemake "$@" ;;
     python)    exec python "$@" ;;
     cellbench) exec python -m cellbench "$@" ;;
-    *) echo "run.sh: unknown command '$command' (smoke, full, test, report, snakemake, python or cellbench)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown command '$command' (cpu, cpu-all, smoke, full, test, report, snakemake, python or cellbench)" >&2; exit 2 ;;
 esac

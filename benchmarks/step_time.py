@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cellbench.methods import build_model, discover, get_method, resolve_loss  # noqa: E402
+from cellbench.methods import build_model, discover, get_method, method_target, resolve_loss  # noqa: E402
 from cellbench.training.batches import Batch  # noqa: E402
 from cellbench.training.targets import sum_pool  # noqa: E402
 
@@ -40,7 +40,7 @@ def step_seconds(name: str, width: float, crop: int, steps: int, batch: int, cha
     loss_fn = resolve_loss(spec)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-4) if params else None
-    data = synthetic_batch(batch, crop, spec.stride, spec.target)
+    data = synthetic_batch(batch, crop, spec.stride, method_target(spec))
     if channels_last:
         data.images = data.images.contiguous(memory_format=torch.channels_last)
     times = []

@@ -52,8 +52,9 @@ def make_split(image_ids: list[str], groups: list[str], ratios: dict[str, float]
 
 
 def check_split(split: dict, image_ids: list[str], groups: list[str], path) -> None:
-    """A split file read back: its parts disjoint, every image in the prepared data, and the split
-    its recorded seed and ratios draw; DataError naming the image and the file otherwise."""
+    """A split file read back: its parts disjoint, every image in the prepared data, and (where it
+    records a seed, as the split stage's files do) the split its seed and ratios draw; DataError
+    naming the image and the file otherwise."""
     from ..errors import DataError
 
     where = f"{path}"
@@ -71,6 +72,8 @@ def check_split(split: dict, image_ids: list[str], groups: list[str], path) -> N
                 raise DataError(f"{where}: image {image!r} ({part}) is not in the prepared data ({len(known)} images): "
                                 f"the split belongs to other data; delete it and run the same command again")
             seen[image] = part
+    if "seed" not in split and "ratios" not in split:
+        return   # a split made by hand records no seed: there is nothing to draw it again from
     try:
         drawn = make_split(image_ids, groups, split["ratios"], int(split["seed"]), bool(split.get("grouped")))
     except (KeyError, TypeError, ValueError) as exc:
