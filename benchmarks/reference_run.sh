@@ -50,7 +50,11 @@ join() { local IFS=,; echo "$*"; }
 cellbench() { python -m cellbench "${configfiles[@]/#/--configfile=}" "$@"; }
 
 # Parse the plan into parts; "rest" becomes every method the config selects not named before it.
-all_methods=$(cellbench methods --selected | tr '\n' ' ')
+if ! all_methods=$(cellbench methods --selected 2> "$out/methods.err" | tr '\n' ' ') || [ -z "$all_methods" ]; then
+    cat "$out/methods.err" | tee -a "$out/plan.log"
+    say "stopped before starting: the configuration's methods could not be listed"
+    exit 2
+fi
 parts=(); named=""
 IFS=';' read -r -a raw_parts <<< "$plan"
 for raw in "${raw_parts[@]}"; do
@@ -89,9 +93,9 @@ fi
 # 2. The speed benchmark: its measured epoch replaces the assumed throughput in the estimates.
 speed=""
 if [ "${CELLBENCH_SPEED:-1}" = 1 ]; then
-    "${snakemake[@]}" results/prepared/VGG/patches.npz --cores all --configfile "${configfiles[@]}" \
+    timeout 120 "${snakemake[@]}" results/prepared/VGG/patches.npz --cores all --configfile "${configfiles[@]}" \
         > "$out/snakemake-prepare.log" 2>&1
-    if python benchmarks/speed.py --device "${CELLBENCH_SPEED_DEVICE:-cuda}" --out "$out/speed.json" \
+    if timeout 150 python benchmarks/speed.py --device "${CELLBENCH_SPEED_DEVICE:-cuda}" --out "$out/speed.json" \
         > "$out/speed.log" 2>&1; then
         speed="$out/speed.json"; say "speed: $(grep -m1 'trainer on' "$out/speed.log")"
     else
@@ -108,6 +112,11 @@ for part in "${parts[@]}"; do
     estimate=$(cellbench --configfile="$file" preflight --kit --no-check --jobs "$jobs" ${speed:+--speed "$speed"})
     seconds=$(echo "$estimate" | sed -n 's/^seconds=//p')
     shared=$(echo "$estimate" | sed -n 's/^seconds_shared=//p')
+    if ! [[ "$shared" =~ ^[0-9]+$ ]]; then
+        say "part $tag: no estimate (preflight failed: $(echo "$estimate" | tail -1)); this part and the later ones are left"
+        failed=1
+        break
+    fi
     left=$(( budget - $(elapsed) - 30 ))   # 30 s to stop the jobs and pack
     say "part $tag: $(echo "$estimate" | head -1); $left s left"
     if [ "$shared" -gt "$left" ]; then
@@ -135,8 +144,12 @@ for part in "${parts[@]}"; do
         [ -f "results/stats/$ds.json" ] && paths+=("results/stats/$ds.json")
         for f in reports/figures/*_"$ds".*; do [ -f "$f" ] && paths+=("$f"); done
     done
+    if [ ${#paths[@]} -eq 0 ]; then
+        say "part $tag: snakemake exit $status after $(( $(elapsed) - part_start )) s; nothing finished to pack"
+        continue
+    fi
     tar -czf "$out/part-$tag.tar.gz" --exclude='*.pt' --exclude='*.ckpt' "${paths[@]}"
-    say "part $tag: snakemake exit $status after $(( $(elapsed) - part_start )) s (estimated $seconds s);" \
+    say "part $tag: snakemake exit $status after $(( $(elapsed) - part_start )) s (estimated $shared to $seconds s);" \
         "packed $(du -h "$out/part-$tag.tar.gz" | cut -f1) into part-$tag.tar.gz"
 done
 say "done in $(elapsed) s$([ $failed = 1 ] && echo '; some jobs failed: see the snakemake-*.log files')"

@@ -50,7 +50,8 @@ def _raise_if_disk_full(path: Path, exc: BaseException) -> None:
     import shutil
     from .errors import CellbenchError
     free = shutil.disk_usage(path.parent).free
-    if getattr(exc, "errno", None) == errno.ENOSPC or free < FULL_DISK_BYTES:
+    torch_write = isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "write" in str(exc).lower())
+    if getattr(exc, "errno", None) == errno.ENOSPC or (torch_write and free < FULL_DISK_BYTES):
         raise CellbenchError(f"{path}: could not be written: the disk is full ({free / 2**20:.0f} MiB free on the "
                              f"filesystem of {path.parent}; {type(exc).__name__}: {exc}). Free some space (results/ "
                              f"can be deleted after `python -m cellbench publish`) and run the same command again; "

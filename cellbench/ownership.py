@@ -1,9 +1,9 @@
 """One job at a time per run folder, and no job outliving the workflow that started it.
 
-A run job (``python -m cellbench run``) takes ``<run>/.owner`` before it writes anything: a file
-created exclusively, holding its host and process id. A second job for the same folder (a job
-orphaned when Snakemake was killed, still running, and the job of a later Snakemake started after
-``--unlock``) is refused while the first one lives; the file of a dead owner is taken over.
+A run job (``python -m cellbench run``) holds an exclusive lock on ``<run>/.owner`` (which names
+its host and process) before it writes anything. A second job for the same folder (a job orphaned
+when Snakemake was killed, still running, and the job of a later Snakemake started after
+``--unlock``) is refused while the first one lives; the kernel drops the lock of a dead one.
 
 The job also watches the Snakemake that started it (its nearest ancestor process whose command
 line names snakemake, or ``$CELLBENCH_WORKFLOW_PID``): when that process is gone, the job stops at
@@ -42,11 +42,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _cmdline(pid: int) -> str:
+def _is_snakemake(pid: int) -> bool:
+    """The process runs Snakemake itself (``snakemake ...`` or ``python -m snakemake ...``), not a
+    shell whose command line merely mentions it (a conda activation path does)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        return ""
+        return False
+    names = [Path(a).name for a in args[:3]]
+    return bool(names) and (names[0] == "snakemake" or (names[0].startswith("python") and (
+        names[1:2] == ["snakemake"] or names[1:3] == ["-m", "snakemake"])))
 
 
 def _parent(pid: int) -> int | None:
@@ -64,7 +69,7 @@ def workflow_pid() -> int | None:
         return int(os.environ[WORKFLOW_PID_ENV])
     pid = _parent(os.getpid())
     while pid and pid > 1:
-        if "snakemake" in _cmdline(pid):
+        if _is_snakemake(pid):
             return pid
         pid = _parent(pid)
     return None
@@ -79,40 +84,35 @@ def _watch(pid: int, label: str, stop: threading.Event) -> None:
             os._exit(GONE_EXIT)
 
 
-def _read_owner(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 @contextlib.contextmanager
 def own_run_dir(run_dir: Path, label: str) -> Iterator[None]:
-    """Hold ``run_dir`` for this process (and watch its workflow) inside the block."""
+    """Hold ``run_dir`` for this process (and watch its workflow) inside the block.
+
+    The hold is an exclusive ``flock`` on ``<run>/.owner``: the kernel releases it when the process
+    ends however it ends, so a dead owner leaves no stale lock, and two jobs cannot both hold it."""
+    import fcntl
+
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / OWNER
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
-    for _ in range(2):
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _read_owner(path)
-            same_host = owner.get("host") == me["host"]
-            if same_host and isinstance(owner.get("pid"), int) and _alive(owner["pid"]):
-                raise CellbenchError(
-                    f"{run_dir}: another job (process {owner['pid']} on {owner['host']}) is writing this run; two "
-                    f"jobs must not write one run folder. If a Snakemake was killed, its jobs may still run: stop "
-                    f"that process (kill {owner['pid']}), then run the workflow again")
-            if not same_host and owner:
-                log.warning("%s: owned by process %s on %s, which this host cannot check; taking it over",
-                            run_dir, owner.get("pid"), owner.get("host"))
-            path.unlink(missing_ok=True)   # its owner is dead: a stale lock
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    else:
-        raise CellbenchError(f"{path}: cannot take this run folder (the owner file keeps coming back)")
+            owner = json.loads(handle.read() or "{}")
+        except ValueError:
+            owner = {}
+        handle.close()
+        who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
+        raise CellbenchError(
+            f"{run_dir}: another job ({who}) is writing this run; two jobs must not write one run folder. If a "
+            f"Snakemake was killed, its jobs may still run: stop that process (kill {owner.get('pid', 'PID')}), then "
+            f"run the workflow again") from None
+    handle.seek(0)
+    handle.truncate()
+    json.dump({"host": socket.gethostname(), "pid": os.getpid()}, handle)
+    handle.flush()
     stop = threading.Event()
     parent = workflow_pid()
     if parent is not None:
@@ -121,5 +121,4 @@ def own_run_dir(run_dir: Path, label: str) -> Iterator[None]:
         yield
     finally:
         stop.set()
-        if _read_owner(path).get("pid") == me["pid"]:
-            path.unlink(missing_ok=True)
+        handle.close()   # releases the lock; the file stays (another job's open handle may hold it)

@@ -57,6 +57,7 @@ class Predictor:
     localizer: runs.SavedLocalizer | None
     config: dict
     thresholds: dict[str, float]   # source map -> threshold chosen on validation (may be absent)
+    min_distance: int | None = None   # the peak spacing (patch pixels) the thresholds were chosen with
 
     @classmethod
     def from_run(cls, run_dir: Path, name: str | None = None) -> "Predictor":
@@ -70,14 +71,16 @@ class Predictor:
         meta = read_json(run_dir / runs.METADATA)
         spec = get_method(meta["method"]["name"])
         localizer = runs.SavedLocalizer.read(run_dir) if spec.localizer and (run_dir / runs.LOCALIZER).is_file() else None
-        thresholds = {}
+        thresholds, distance = {}, None
         if (run_dir / runs.LOCALIZATION_SUMMARY).is_file():
-            for source, entry in read_json(run_dir / runs.LOCALIZATION_SUMMARY)["sources"].items():
+            summary = read_json(run_dir / runs.LOCALIZATION_SUMMARY)
+            distance = summary.get("min_distance_patch_pixels")
+            for source, entry in summary["sources"].items():
                 value = float(entry["threshold"])
                 if math.isfinite(value):
                     thresholds[source] = value
         return cls(name or str(run_dir), spec, meta["dataset"], runs.SavedCounter.read(run_dir), localizer,
-                   meta["config"], thresholds)
+                   meta["config"], thresholds, distance)
 
     @classmethod
     def shipped(cls, name: str) -> "Predictor":
@@ -142,7 +145,12 @@ def find_images(inputs: list[Path]) -> tuple[list[Path], list[str]]:
             found.append(item)
         else:
             problems.append(f"{item}: no such file or folder")
-    return found, problems
+    unique, seen = [], set()
+    for path in found:   # an image named twice (a folder and a file in it) is counted once
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique, problems
 
 
 def read_user_image(path: Path) -> np.ndarray:
@@ -160,14 +168,16 @@ def read_user_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable image ({exc})") from exc
     if array.size == 0:
         raise DataError(f"{path}: the image is empty")
-    if mode == "P" or mode == "PA":
+    if mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):   # palette, 1-bit, other colour spaces
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
     if array.dtype == np.uint16 or mode.startswith("I;16"):
         array = (array.astype(np.float64) * (255.0 / 65535.0)).round()
     elif array.dtype != np.uint8:
-        if array.dtype.kind == "f":
-            scale = 255.0 if array.max() <= 1.0 else 1.0
+        if array.dtype.kind == "f":   # floats: 0..1, else stretched from their own range
+            low, high = float(np.nanmin(array)), float(np.nanmax(array))
+            scale = 255.0 if high <= 1.0 and low >= 0.0 else 255.0 / max(high - low, 1e-12)
+            array = array - (0.0 if high <= 1.0 and low >= 0.0 else low)
         else:
             scale = 255.0 / float(np.iinfo(array.dtype).max)
         array = array.astype(np.float64) * scale
@@ -247,6 +257,9 @@ def load_images(paths: list[Path], steps: list[dict]) -> tuple[PreparedDataset |
         except DataError as exc:
             problems.append(str(exc))
             continue
+        except Exception as exc:   # an image Pillow or numpy cannot take (too large, an odd mode): named
+            problems.append(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})")
+            continue
         for (tile, _), geometry in tracked:
             images.append(tile)
             patch_image.append(len(ids))
@@ -291,7 +304,8 @@ def predict(predictor: Predictor, data: PreparedDataset, device: torch.device, r
         models["localizer"] = for_inference(predictor.localizer.model(predictor.spec, counter, density_scale),
                                             device, options["channels_last"])
     source = "localizer" if "localizer" in models else "counter"   # the method's points come from its localizer
-    distance = min_distance(data, predictor.dataset)
+    # the peak spacing the run's threshold was chosen with (its localization.json), else the dataset's
+    distance = predictor.min_distance or min_distance(data, predictor.dataset)
     ids = data.image_ids.tolist()
     count_rows, point_frames = [], []
     maps: dict[str, list[np.ndarray]] = {s: [] for s in models}
@@ -381,9 +395,14 @@ def write_outputs(out: Path, predictor: Predictor, data: PreparedDataset, predic
     if not overlays:
         return
     (out / "overlays").mkdir(exist_ok=True)
+    names: set[str] = set()
     for index, row in prediction.counts.iterrows():
         path = Path(row["image"])
+        stem = path.stem
+        while stem in names:   # a.png and a.tif, or two folders' a.png: one overlay each
+            stem = f"{stem}_{len(names)}"
+        names.add(stem)
         extra = f", localizer {row['localizer_count']:.1f}" if "localizer_count" in row else ""
         title = f"{path.name}: {row['pred_count']:.1f} cells ({predictor.name}{extra})"
         scale = predictor.localizer.count_scale if predictor.localizer else predictor.counter.count_scale
-        overlay(out / "overlays" / f"{path.stem}.png", read_user_image(path), data, index, prediction, title, scale)
+        overlay(out / "overlays" / f"{stem}.png", read_user_image(path), data, index, prediction, title, scale)

@@ -28,7 +28,7 @@ def _patches(dataset: str) -> int:
     prepared = project_root() / "results" / "prepared" / dataset / "patches.npz"
     if prepared.is_file():
         with np.load(prepared, allow_pickle=False) as data:
-            return len(data["image_ids"])
+            return len(data["patch_image"])   # patches: MBM has four per image
     return APPROX_PATCHES.get(dataset, 200)
 
 
@@ -163,14 +163,17 @@ def gpu_estimate(config: dict, measured: dict | None = None, jobs: int = 1) -> d
     t, loc = config["train"], config["localizer"]
     flops = ASSUMED_GPU_FLOPS
     if measured and measured.get("trainer_images_per_s"):
-        reference = step_flops({**config, "train": {**t, "crop_size": None}}, "dcl_no_gmp")[0]
+        # speed.py measures dcl_no_gmp at full width on whole patches
+        reference = step_flops({**config, "train": {**t, "crop_size": None, "width": 1.0}}, "dcl_no_gmp")[0]
         flops = reference * measured["trainer_images_per_s"] / t["batch_size"]
     per_method, cache = {}, {}
     for dataset in config["datasets"]:
         steps = math.ceil(_patches(dataset) * config["split"]["train"] / t["batch_size"])
         for name in selected_methods(config):
             spec = get_method(name)
-            counter, localizer = cache.setdefault(name, step_flops(config, name))
+            if name not in cache:
+                cache[name] = step_flops(config, name)
+            counter, localizer = cache[name]
             epochs = train_settings(config, 0, spec=spec).epochs if spec.trainable else 0
             seconds = RUN_OVERHEAD_SECONDS + epochs * (steps * max(counter / flops, MIN_GPU_STEP_SECONDS)
                                                         + VALIDATION_SECONDS)

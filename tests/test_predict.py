@@ -112,3 +112,16 @@ def test_a_run_without_weights_and_an_unknown_model_are_named(vgg_run, mirror, t
     result = _predict(image, "--model", "VGG/nonexistent", "--out", tmp_path / "out")
     assert result.returncode == 2 and "'VGG/nonexistent': no such shipped model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_image_named_twice_is_counted_once_and_odd_modes_are_read(vgg_run, mirror, tmp_path):
+    run_dir, split = vgg_run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(mirror / CELLS / "001cell.png", folder / "a.png")
+    Image.open(mirror / CELLS / "001cell.png").convert("1").save(folder / "a.tif")   # 1-bit, same stem
+    result = _predict(folder, folder / "a.png", "--run", run_dir, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    counts = pd.read_csv(tmp_path / "out" / "counts.csv")
+    assert sorted(Path(i).name for i in counts["image"]) == ["a.png", "a.tif"]
+    assert len(list((tmp_path / "out" / "overlays").glob("*.png"))) == 2   # one overlay each

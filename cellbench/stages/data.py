@@ -53,6 +53,16 @@ def prepare_stage(dataset: str, verified: Path, out: Path) -> None:
     recheck_raw_files(dataset, record, verified)
     root = Path(record["root"])
     samples = spec.read_samples(root)
+    def recorded(path: Path) -> bool:
+        try:
+            return Path(path).relative_to(root).as_posix() in record["sha256"]
+        except ValueError:   # outside the verified folder
+            return False
+    unverified = [str(p) for s in samples for p in (s.image_path, s.dots_path) if not recorded(p)]
+    if unverified:
+        raise DataError(f"{dataset}: {len(unverified)} raw file(s) appeared since the fetch verified the data "
+                        f"({verified}):\n  " + "\n  ".join(unverified[:20]) + f"\ndelete {verified.parent} and run "
+                        f"the workflow again to fetch and verify the data anew")
     if not samples:
         raise DataError(f"{spec.name}: no images found under {root / spec.folder}")
     log.info("%s: preparing %d images", dataset, len(samples))
