@@ -81,7 +81,9 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
                                                abs=1e-3)
         meta = json.loads((run / "metadata.json").read_text())
         assert meta["seed"] == 0 and meta["environment"]["torch"] and meta["initialisation"]
-        assert meta["status"] == "trained" and meta["warmup_epochs"] == 0
+        # 2 epochs on 4 images: a run may well be marked as not having learned; the mark travels
+        assert meta["status"] in ("trained", "did not learn") and meta["warmup_epochs"] == 0
+        assert metrics["status"] == meta["status"]
         # smoke: 2 epochs; a baseline without learning (mean_count) is validated once, at epoch 0
         assert len(pd.read_csv(run / "counter_log.csv")) == (2 if meta["method"]["trainable"] else 1)
         assert not (run / "counter.ckpt").exists()  # the resume checkpoint is removed when done
