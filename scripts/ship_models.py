@@ -3,7 +3,8 @@
     python scripts/ship_models.py [--results results] [--per-dataset 2] [--always dcl]
 
 Per dataset, the runs of seed 0 with the lowest best *validation* MAE (never the test split: the
-test MAE is only reported) plus the reference method (``--always``), each copied to
+test MAE is only reported) plus the reference method (``--always``), among those whose best validation MAE is at most
+half the floor's, each copied to
 ``models/<DATASET>/<method>/``: its weights (in half precision where every test count of the run
 stays within 0.1% of the full-precision count, else as they are), metadata.json, metrics.json,
 localization.json and predictions.csv. A model over 5 MB is left out. Writes models/SHA256SUMS
@@ -28,6 +29,7 @@ from cellbench.io import read_json, write_text  # noqa: E402
 from cellbench.predict import MODELS_DIR, MODELS_MANIFEST  # noqa: E402
 
 MAX_BYTES = 5_000_000
+LEARNED = 0.5       # shipped only when the best validation MAE is at most this times the floor's
 TOLERANCE = 1e-3   # relative change of any test count allowed by half precision
 COPIED = (runs.METADATA, runs.METRICS, runs.LOCALIZATION_SUMMARY, runs.PREDICTIONS)
 
@@ -88,6 +90,10 @@ def main() -> int:
                 continue
             meta, metrics = read_json(run_dir / runs.METADATA), read_json(run_dir / runs.METRICS)
             if not meta["method"].get("trainable", True) or metrics.get("status") != "trained":
+                continue
+            if not meta["best_val_mae"] <= LEARNED * meta["floor_val_mae"]:
+                print(f"{dataset_dir.name}/{run_dir.parent.name}: best validation MAE {meta['best_val_mae']:.2f} is "
+                      f"over {LEARNED} x the floor's {meta['floor_val_mae']:.2f}: not shipped")
                 continue
             candidates.append((meta["best_val_mae"], run_dir.parent.name, run_dir, meta, metrics))
         chosen = sorted(candidates)[: args.per_dataset]

@@ -125,3 +125,30 @@ def test_an_image_named_twice_is_counted_once_and_odd_modes_are_read(vgg_run, mi
     counts = pd.read_csv(tmp_path / "out" / "counts.csv")
     assert sorted(Path(i).name for i in counts["image"]) == ["a.png", "a.tif"]
     assert len(list((tmp_path / "out" / "overlays").glob("*.png"))) == 2   # one overlay each
+
+
+def test_shipped_models_are_listed_verified_and_count_as_their_run_did(mirror, tmp_path):
+    from cellbench.predict import shipped_models
+    listing = _predict("--list")
+    assert listing.returncode == 0 and "VGG/fcrn" in listing.stdout and "VGG/dcl" in listing.stdout
+    for name in [m for m in shipped_models() if m.startswith("VGG/")]:
+        expected = pd.read_csv(REPO_ROOT / "models" / name / runs.PREDICTIONS, dtype={"image_id": str}).head(3)
+        images = [mirror / CELLS / f"{i}cell.png" for i in expected["image_id"]]
+        result = _predict(*images, "--model", name, "--out", tmp_path / name, "--no-overlays")
+        assert result.returncode == 0, result.stderr
+        counts = pd.read_csv(tmp_path / name / "counts.csv")["pred_count"].to_numpy()
+        # half-precision weights: within 0.1% of the full-precision run's counts (scripts/ship_models.py)
+        assert np.allclose(counts, expected["pred_count"], rtol=1e-3, atol=1e-3), (name, counts)
+    for sizes in (REPO_ROOT / "models").glob("*/*/*.pt"):
+        assert sizes.stat().st_size <= 5_000_000
+
+
+def test_a_changed_shipped_model_is_refused(tmp_path, monkeypatch):
+    from cellbench import predict
+    copy = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models", copy)
+    monkeypatch.setattr(predict, "MODELS_DIR", copy)
+    monkeypatch.setattr(predict, "MODELS_MANIFEST", copy / "SHA256SUMS")
+    (copy / "VGG" / "fcrn" / "counter.pt").write_bytes(b"changed")
+    with pytest.raises(predict.CellbenchError, match=r"fcrn/counter\.pt: its SHA-256 differs"):
+        predict.Predictor.shipped("VGG/fcrn")
