@@ -38,17 +38,27 @@ def mae_by_method(summary: pd.DataFrame, datasets: list[str], methods: list[str]
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(datasets))
     colors = method_colors(methods)
+    marked = []
     for i, method in enumerate(methods):
         rows = [summary[(summary["dataset"] == d) & (summary["method"] == method)] for d in datasets]
         means = [r["mae_mean"].iloc[0] if len(r) else np.nan for r in rows]
         stds = [r["mae_std"].iloc[0] if len(r) else np.nan for r in rows]
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=np.nan_to_num(stds), capsize=2,
-               label=method, color=colors[method])
+        failed = [bool(len(r)) and int(r.get("n_collapsed", pd.Series([0])).iloc[0]) +
+                  int(r.get("n_did_not_learn", pd.Series([0])).iloc[0]) > 0 for r in rows]
+        bars = ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=np.nan_to_num(stds), capsize=2,
+                      label=method, color=colors[method])
+        marked += [bar for bar, bad in zip(bars, failed) if bad]
+    if any_failed := any(int(v) > 0 for c in ("n_collapsed", "n_did_not_learn") if c in summary for v in summary[c]):
+        ax.text(0.0, 1.02, "hatched, pale: a seed collapsed or did not learn (the tables show no number)",
+                transform=ax.transAxes, fontsize=7, va="bottom")
     ax.set_xticks(x, datasets)
     ax.set_ylabel("test MAE (mean ± std over seeds)")
     # beside the axes: above the bars it hid the tallest of them
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title("Counting error per dataset and method")
+    for bar in marked:   # after the legend (which copies the first bar's look); the tables print no number here
+        bar.set_hatch("xxx")
+        bar.set_alpha(0.35)
+    ax.set_title("Counting error per dataset and method", pad=14 if any_failed else 6)
     return save(fig, stem, track)
 
 
