@@ -197,3 +197,20 @@ def test_a_run_keeps_the_best_weights_and_the_last_only_when_asked(vgg_small, tm
     if not keep_last:
         with pytest.raises(Exception, match="train.keep_last_weights: true keeps them"):
             saved.model(get_method("mcnn"), "last")
+
+
+def test_seeding_autotunes_training_only_and_deterministic_warns_instead_of_stopping():
+    import torch
+    from cellbench.device import seed_everything
+    try:
+        seed_everything(0, deterministic=False, training=True)
+        assert torch.backends.cudnn.benchmark is True
+        seed_everything(0, deterministic=False, training=False)   # evaluation, localization
+        assert torch.backends.cudnn.benchmark is False
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()   # CUDA ops without one: a warning
+        assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
