@@ -78,6 +78,17 @@ def _floor_means(summary: pd.DataFrame, floors: list[str], dataset: str, metric:
     return min(values) if values else float("nan")
 
 
+PAPER_NOT_SHOWN = "The paper's numbers are not shown: they come from another protocol."
+
+
+def _with_track(title: str, notes: list[str], track: str | None, extra: str = "") -> tuple[str, list[str]]:
+    """A table of a run that is not the paper's protocol names its track in the title and says, in
+    the first note, what the track is (``track``, from cellbench.reporting.track)."""
+    if track is None:
+        return title, notes
+    return f"{title} ({track.split(':')[0]})", [f"{track}. {extra}".rstrip(), *notes]
+
+
 def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], methods: list[str],
            paper_names: dict[str, str | None], floors: list[str] | None = None,
            track: str | None = None) -> tuple[pd.DataFrame, Grid]:
@@ -149,9 +160,7 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
              "shown for either (per_seed_metrics.csv has them).",
              f"{BELOW_FLOOR}: not better than the floor ({', '.join(floors) or 'none run'}: the training split's mean "
              f"count for every image)."]
-    if track is not None:
-        notes.insert(0, f"{track}. The paper's numbers are not shown: they come from another protocol.")
-    title = "Table 2: counting error per dataset" + (f" ({track.split(':')[0]})" if track else "")
+    title, notes = _with_track("Table 2: counting error per dataset", notes, track, PAPER_NOT_SHOWN)
     return frame, Grid(title, columns, rows, bold, notes)
 
 
@@ -229,10 +238,8 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
         table_rows.append(row)
     notes = ["Improvement = (ablated - full) / ablated. Bold: the better of our two rows.",
              "MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error."]
-    title = "Table 3: ablations (DCL's global message passing, GMP)"
-    if track is not None:
-        notes.insert(0, f"{track}. The paper's numbers are not shown: they come from another protocol.")
-        title += f" ({track.split(':')[0]})"
+    title, notes = _with_track("Table 3: ablations (DCL's global message passing, GMP)", notes, track,
+                               PAPER_NOT_SHOWN)
     return pd.DataFrame(tidy), Grid(title, columns, table_rows, bold, notes)
 
 
@@ -348,10 +355,7 @@ def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str],
              "round(predicted count) highest peaks, the count from the run's counter.",
              "'missing': no localization.csv for the method on that dataset; 'undefined': no true and no "
              "predicted points; '(collapsed / did not learn k of n seeds)': the counter of that many seeds failed."]
-    title = "Table 4: localization F1 per dataset and method"
-    if track is not None:
-        notes.insert(0, f"{track}.")
-        title += f" ({track.split(':')[0]})"
+    title, notes = _with_track("Table 4: localization F1 per dataset and method", notes, track)
     return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
 
 
