@@ -17,7 +17,6 @@ the others still counted; the exit status says whether any failed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 from PIL import Image
 
 from . import REPO_ROOT, runs
+from .data.fetch import sha256
 from .data.prepare import PatchToImage, PreparedDataset, preprocess_tracked
 from .data.registry import load_dataset
 from .errors import CellbenchError, ConfigError, DataError
@@ -98,10 +98,6 @@ def shipped_models() -> list[str]:
     return sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in MODELS_DIR.glob(f"*/*/{runs.COUNTER}"))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verify_shipped(folder: Path) -> None:
     """Every file of a shipped model must have the SHA-256 in models/SHA256SUMS."""
     expected = {}
@@ -110,7 +106,7 @@ def verify_shipped(folder: Path) -> None:
         expected[rel.strip()] = digest
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         rel = str(path.relative_to(MODELS_DIR))
-        if expected.get(rel) != _sha256(path):
+        if expected.get(rel) != sha256(path):
             raise CellbenchError(f"{path}: its SHA-256 differs from {MODELS_MANIFEST} (or it is not listed): the "
                                  f"file is damaged or was changed; check out models/ again")
 
@@ -162,15 +158,13 @@ def read_user_image(path: Path) -> np.ndarray:
             img.load()
             if getattr(img, "n_frames", 1) > 1:
                 log.warning("%s: %d pages; the first is counted", path, img.n_frames)
-            array = np.asarray(img)
             mode = img.mode
+            # palette, 1-bit and other colour spaces: Pillow's own conversion (decoded once)
+            array = np.asarray(img.convert("RGB") if mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV") else img)
     except (OSError, SyntaxError, ValueError) as exc:   # not an image, truncated, empty
         raise DataError(f"{path}: not a readable image ({exc})") from exc
     if array.size == 0:
         raise DataError(f"{path}: the image is empty")
-    if mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):   # palette, 1-bit, other colour spaces
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
     if array.dtype == np.uint16 or mode.startswith("I;16"):
         array = (array.astype(np.float64) * (255.0 / 65535.0)).round()
     elif array.dtype != np.uint8:
@@ -290,7 +284,7 @@ class Prediction:
 
 def predict(predictor: Predictor, data: PreparedDataset, device: torch.device, rule: str = "auto") -> Prediction:
     """Counts, points and maps of every image of ``data``, in chunks of images (progress logged)."""
-    from .inference import count_images, for_inference, patch_outputs
+    from .inference import for_inference, image_counts, patch_outputs
     from .inputs import images_tensor
     from .localization import count_rule, find_peaks, image_peaks, threshold_rule
     from .stages.localize import min_distance
@@ -310,27 +304,32 @@ def predict(predictor: Predictor, data: PreparedDataset, device: torch.device, r
     count_rows, point_frames = [], []
     maps: dict[str, list[np.ndarray]] = {s: [] for s in models}
     strides: dict[str, int] = {}
+    use_threshold = rule == "threshold" or (rule == "auto" and source in predictor.thresholds)
+    if rule == "threshold" and source not in predictor.thresholds:
+        raise CellbenchError(f"{predictor.name}: no localization threshold was chosen for its {source} map "
+                             f"(no localization.json); use --rule count")
+    scales = {"counter": predictor.counter.count_scale,
+              "localizer": predictor.localizer.count_scale if predictor.localizer else None}
     for first in range(0, len(ids), PROGRESS_EVERY):
         chunk = data.subset(ids[first:first + PROGRESS_EVERY])
         images = images_tensor(chunk)
-        counts = count_images(counter, chunk, device, predictor.counter.count_scale, images=images, **options)
-        rows = {"image": chunk.image_ids.tolist(), "pred_count": counts}
-        if "localizer" in models:
-            rows["localizer_count"] = count_images(models["localizer"], chunk, device,
-                                                   predictor.localizer.count_scale, images=images, **options)
-        count_rows.append(pd.DataFrame(rows))
-        patch_peaks = []
-        for name, model in models.items():
+        per_image, patch_peaks = {}, []
+        for name, model in models.items():   # one pass per model: counts, maps and peaks from the same outputs
+            sums = []
             for _, out in patch_outputs(model, images, device, **options):
                 strides[name] = images.shape[-1] // out.shape[-1]
-                maps[name] += list(out[:, 0].double().cpu().numpy())
+                sums.append(out.sum(dim=(1, 2, 3)))   # as inference.patch_counts: the evaluate stage's counts
+                patch_maps = list(out[:, 0].double().cpu().numpy())
+                maps[name] += patch_maps
                 if name == source:
-                    patch_peaks += [find_peaks(m, min_distance=distance, stride=strides[name])
-                                    for m in out[:, 0].double().cpu().numpy()]
-        use_threshold = rule == "threshold" or (rule == "auto" and source in predictor.thresholds)
-        if rule == "threshold" and source not in predictor.thresholds:
-            raise CellbenchError(f"{predictor.name}: no localization threshold was chosen for its {source} map "
-                                 f"(no localization.json); use --rule count")
+                    patch_peaks += [find_peaks(m, min_distance=distance, stride=strides[name]) for m in patch_maps]
+            per_patch = (torch.cat(sums) / scales[name]).double().cpu().numpy()
+            per_image[name] = image_counts(per_patch, chunk.patch_image, len(chunk.image_ids))
+        counts = per_image["counter"]
+        rows = {"image": chunk.image_ids.tolist(), "pred_count": counts}
+        if "localizer" in per_image:
+            rows["localizer_count"] = per_image["localizer"]
+        count_rows.append(pd.DataFrame(rows))
         for image, peaks, count in zip(chunk.image_ids.tolist(), image_peaks(chunk, patch_peaks), counts):
             kept = threshold_rule(peaks, predictor.thresholds[source]) if use_threshold else count_rule(peaks, count)
             point_frames.append(pd.DataFrame({"image": image, "x": kept.points[:, 0], "y": kept.points[:, 1],

@@ -14,7 +14,6 @@ localization.json and predictions.csv. A model over 5 MB is left out. Writes mod
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cellbench import runs  # noqa: E402
+from cellbench.data.fetch import sha256, sha256sums  # noqa: E402
 from cellbench.io import read_json, write_text  # noqa: E402
 from cellbench.predict import MODELS_DIR, MODELS_MANIFEST  # noqa: E402
 
@@ -109,10 +109,8 @@ def main() -> int:
             rows.append((f"{dataset_dir.name}/{method}", meta, metrics, floor, val_mae, info))
             print(f"{dataset_dir.name}/{method}: {info['bytes'] / 1e6:.2f} MB "
                   f"({'fp16' if info['half'] else 'fp32'}, test counts within {info['max_relative_change']:.1e})")
-    lines = []
-    for path in sorted(p for p in MODELS_DIR.rglob("*") if p.is_file() and p.name != "README.md"):
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(MODELS_DIR)}")
-    write_text(MODELS_MANIFEST, "\n".join(lines) + "\n")
+    files = (p for p in MODELS_DIR.rglob("*") if p.is_file() and p.name != "README.md")
+    write_text(MODELS_MANIFEST, sha256sums({str(p.relative_to(MODELS_DIR)): sha256(p) for p in files}))
     write_text(MODELS_DIR / "README.md", readme(rows))
     return 0
 
