@@ -14,19 +14,23 @@ from ..methods import MethodSpec
 from ..training.trainer import TrainSettings
 
 
-def load_split(prepared: Path, split_file: Path, part: str, limit: int | None) -> PreparedDataset:
-    """One part of a split, its file checked against the prepared data (``check_split``)."""
+def _split_parts(prepared: Path, split_file: Path, limits: dict[str, int | None], *parts: str) -> list[PreparedDataset]:
+    """The named parts of a split, read once and checked against the prepared data (``check_split``)."""
     data = PreparedDataset.load(prepared)
     split = read_json(split_file, "a split file (the split stage's seed<k>.json)")
     check_split(split, data.image_ids.tolist(), data.image_groups.tolist(), split_file)
-    ids = split[part]
-    return data.subset(ids[:limit] if limit else ids)
+    return [data.subset(split[part][:limits[part]] if limits.get(part) else split[part]) for part in parts]
+
+
+def load_split(prepared: Path, split_file: Path, part: str, limit: int | None) -> PreparedDataset:
+    """One part of a split (at most ``limit`` images)."""
+    return _split_parts(prepared, split_file, {part: limit}, part)[0]
 
 
 def load_splits(config: dict, prepared: Path, split_file: Path, *parts: str) -> list[PreparedDataset]:
-    """The named parts of a split (train, val, test), each cut to ``train.max_images``."""
-    limits = config["train"]["max_images"]
-    return [load_split(prepared, split_file, part, limits[part]) for part in parts]
+    """The named parts of a split (train, val, test), each cut to ``train.max_images``; the prepared
+    file and the split are read and checked once for all of them."""
+    return _split_parts(prepared, split_file, config["train"]["max_images"], *parts)
 
 
 def inference_model(model: torch.nn.Module, device: torch.device, config: dict) -> torch.nn.Module:
