@@ -5,6 +5,8 @@
 #   bash run.sh cpu   [snakemake args]   the CPU track on VGG: every method trained to the end on the CPU
 #                                        (profiles/cpu with config/cpu-vgg.yaml; about half an hour on 2 cores)
 #   bash run.sh cpu-all [snakemake args] the whole CPU track: VGG (3 seeds), MBM, ADI (1 seed)
+#   bash run.sh cpu-efficiency [args]    the data-efficiency study on the CPU track (config/cpu-efficiency.yaml):
+#                                        MAE against training images, VGG and MBM; hours on 2 cores, two runs at a time
 #   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
 #   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected:
 #                                        without one it stops with the estimated CPU time, unless
@@ -39,6 +41,10 @@ shift || true
 case "$command" in
     cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml "$@" ;;
     cpu-all) exec snakemake --workflow-profile profiles/cpu "$@" ;;
+    # Two runs at a time, one thread each: about 1.5x the runs per hour of one run on two threads
+    # (benchmarks/README.md). The target first: --set-threads takes every word after it.
+    cpu-efficiency) exec snakemake data_efficiency --workflow-profile profiles/cpu \
+                        --configfile config/cpu.yaml config/cpu-efficiency.yaml "$@" --set-threads run=1 run_localized=1 ;;
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
     full)  python -m cellbench preflight && exec snakemake --cores all "$@" ;;
     test)  exec python -m pytest "$@" ;;
@@ -52,11 +58,13 @@ case "$command" in
             cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml \
                        --report reports/report.html "$@" ;;
             cpu-all) exec snakemake --workflow-profile profiles/cpu --report reports/report.html "$@" ;;
+            cpu-efficiency) exec snakemake data_efficiency --workflow-profile profiles/cpu \
+                       --configfile config/cpu.yaml config/cpu-efficiency.yaml --report reports/report.html "$@" ;;
             full)  exec snakemake --report reports/report.html "$@" ;;
-            *) echo "run.sh: report of 'smoke', 'cpu', 'cpu-all' or 'full', not '$which'" >&2; exit 2 ;;
+            *) echo "run.sh: report of 'smoke', 'cpu', 'cpu-all', 'cpu-efficiency' or 'full', not '$which'" >&2; exit 2 ;;
         esac ;;
     snakemake) exec snakemake "$@" ;;
     python)    exec python "$@" ;;
     cellbench) exec python -m cellbench "$@" ;;
-    *) echo "run.sh: unknown command '$command' (cpu, cpu-all, smoke, full, test, report, snakemake, python or cellbench)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown command '$command' (cpu, cpu-all, cpu-efficiency, smoke, full, test, report, snakemake, python or cellbench)" >&2; exit 2 ;;
 esac

@@ -93,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     def stage(name: str, help: str, *args: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         for arg in args:
-            p.add_argument(f"--{arg}", required=True, type=int if arg in ("seed",) else str)
+            p.add_argument(f"--{arg}", required=True, type=int if arg in ("seed", "size", "repeat") else str)
         p.add_argument("--threads", type=int, default=None)
         return p
 
     stage("fetch", "get and verify a dataset's raw files", "dataset", "out")
     stage("prepare", "convert raw images and dots to 256x256 patches", "dataset", "verified", "out")
     stage("split", "draw the train/test/val split for a seed", "dataset", "seed", "prepared", "out")
+    stage("subset", "draw a training subset of a split (the data-efficiency study)",
+          "dataset", "size", "repeat", "prepared", "split", "out")
     stage("stats", "dataset statistics (images, sizes, cells)", "dataset", "prepared", "out")
     for name, what in (("run", "train, evaluate and localize one run (dataset, method, seed) in one process"),
                        ("train", "train one method's counter on one dataset and seed"),
@@ -110,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     tables = sub.add_parser("tables", help="tables and the summary figure from the runs' outputs")
     tables.add_argument("--results", default="results")
     tables.add_argument("--out", default="reports")
+    efficiency = sub.add_parser("data-efficiency", help="the data-efficiency table and figure (config data_efficiency)")
+    efficiency.add_argument("--results", default="results")
+    efficiency.add_argument("--out", default="reports")
     figures = stage("figures", "per-dataset figures (scatter, learning curves, example maps)",
                     "dataset", "prepared", "split")
     figures.add_argument("--results", default="results")
@@ -207,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"cellbench preflight: {message}", file=sys.stderr)
             return 3
         return 0
-    elif args.stage in ("fetch", "prepare", "split", "stats"):
+    elif args.stage in ("fetch", "prepare", "split", "subset", "stats"):
         from .stages import data
         if args.stage == "fetch":
             data.fetch_stage(config, args.dataset, Path(args.out))
@@ -215,6 +220,9 @@ def _run(args: argparse.Namespace) -> int:
             data.prepare_stage(args.dataset, Path(args.verified), Path(args.out))
         elif args.stage == "split":
             data.split_stage(config, args.dataset, args.seed, Path(args.prepared), Path(args.out))
+        elif args.stage == "subset":
+            data.subset_stage(args.dataset, args.size, args.repeat, Path(args.prepared), Path(args.split),
+                              Path(args.out))
         else:
             data.stats_stage(args.dataset, Path(args.prepared), Path(args.out))
     elif args.stage in ("run", "train", "localizer", "evaluate", "localize"):
@@ -229,6 +237,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.stage == "tables":
         from .reporting.build import build_reports
         build_reports(config, Path(args.results), Path(args.out))
+    elif args.stage == "data-efficiency":
+        from .reporting.build import build_data_efficiency
+        build_data_efficiency(config, Path(args.results), Path(args.out))
     elif args.stage == "figures":
         from .reporting.build import build_dataset_figures
         build_dataset_figures(config, args.dataset, Path(args.results), Path(args.out), Path(args.prepared),

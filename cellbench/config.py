@@ -78,6 +78,7 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
     for name in config["dataset_seeds"]:
         if name not in config["datasets"]:
             raise ConfigError(f"dataset_seeds: {name!r} is not one of datasets ({', '.join(config['datasets'])})")
+    _check_data_efficiency(config)
     named = ([] if config["methods"] == "all" else config["methods"]) + config["exclude_methods"]
     if named:
         if known_methods is None:  # a broken method is known: it may be named in exclude_methods
@@ -88,6 +89,34 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             if name not in known_methods:
                 raise ConfigError(f"methods: unknown method {name!r}; known: {', '.join(known_methods)}")
     return config
+
+
+def _check_data_efficiency(config: dict) -> None:
+    study = config["data_efficiency"]
+    for key in ("sizes", "methods"):
+        for name in study[key]:
+            if name not in config["datasets"]:
+                raise ConfigError(f"data_efficiency.{key}: {name!r} is not one of datasets "
+                                  f"({', '.join(config['datasets'])})")
+    for name in study["sizes"]:
+        if study["split_seed"] not in seeds_of(config, name):
+            raise ConfigError(f"data_efficiency.split_seed: {study['split_seed']} is not a seed run on {name} "
+                              f"(seeds {', '.join(map(str, seeds_of(config, name)))}): the whole split is that "
+                              f"seed's ordinary run")
+
+
+def subset_runs(config: dict, dataset: str, selected: Iterable[str]) -> list[tuple[str, int, int]]:
+    """The data-efficiency runs on ``dataset``: (method, size, repeat) for every size and repeat of
+    ``data_efficiency`` and every method it names there (default: the ``selected`` ones)."""
+    study = config["data_efficiency"]
+    selected = list(selected)
+    methods = study["methods"].get(dataset, selected)
+    unknown = [m for m in methods if m not in selected]
+    if unknown:
+        raise ConfigError(f"data_efficiency.methods.{dataset}: {', '.join(unknown)} not among the selected methods "
+                          f"({', '.join(selected)})")
+    return [(m, size, r) for m in methods for size in study["sizes"].get(dataset, [])
+            for r in range(study["repeats"])]
 
 
 def seeds_of(config: dict, dataset: str) -> list[int]:

@@ -10,6 +10,8 @@ from torch import nn
 
 from .data.prepare import PreparedDataset
 from .inputs import images_tensor, normalise
+from .localization.geometry import map_points
+from .metrics import GAME_LEVELS, grid_sums
 
 
 def for_inference(model: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
@@ -61,3 +63,22 @@ def count_images(model: nn.Module, data: PreparedDataset, device: torch.device, 
     images = images_tensor(data) if images is None else images
     return image_counts(patch_counts(model, images, device, count_scale, **kwargs), data.patch_image,
                         len(data.image_ids))
+
+
+def counts_and_grids(model: nn.Module, data: PreparedDataset, device: torch.device, count_scale: float = 1.0,
+                     stride: int = 1, level: int = GAME_LEVELS[-1], images: torch.Tensor | None = None,
+                     **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """In one pass: every image's predicted count (as ``count_images``) and its (2^level, 2^level)
+    grid of predicted counts in original-image pixels (for GAME; mass on padding goes to the
+    nearest cell, so a grid sums to the image's count)."""
+    images = images_tensor(data) if images is None else images
+    n = len(data.image_ids)
+    grids, sums = np.zeros((n, 2 ** level, 2 ** level)), []
+    for start, out in patch_outputs(model, images, device, **kwargs):
+        sums.append(out.sum(dim=(1, 2, 3)))
+        for k, values in enumerate((out.sum(dim=1) / count_scale).double().cpu().numpy()):
+            image = int(data.patch_image[start + k])
+            points, weights = map_points(data, start + k, values, stride)
+            grids[image] += grid_sums(points, data.image_sizes[image], level, weights)
+    per_patch = (torch.cat(sums) / count_scale).double().cpu().numpy()
+    return image_counts(per_patch, data.patch_image, n), grids

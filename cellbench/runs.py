@@ -1,5 +1,6 @@
-"""A run's folder, ``results/<dataset>/<method>/seed<k>/``: its layout, and saving and loading
-what the stages write there.
+"""A run's folder, ``results/<dataset>/<method>/seed<k>/`` (``seed<k>-n<size>-r<repeat>/`` for a run
+on a training subset, see ``data.splits``): its layout, and saving and loading what the stages
+write there.
 
 The workflow's rules, the stages and the report all find a run's files through this module.
 Weights are loaded with ``torch.load(..., weights_only=True)``: a results folder received from
@@ -39,13 +40,16 @@ TIMING = "timing.json"
 RESULTS = "results"
 
 
-def run_dir(results: Path, dataset: str, method: str, seed: int | str) -> Path:
-    return Path(results) / dataset / method / f"seed{seed}"
+def run_dir(results: Path, dataset: str, method: str, seed: int | str, subset: str = "") -> Path:
+    """A run's folder; ``subset`` is ``subset_suffix(size, repeat)`` for a run on a training subset."""
+    return Path(results) / dataset / method / f"seed{seed}{subset}"
 
 
-def run_path(name: str, dataset: str = "{dataset}", method: str = "{method}", seed: int | str = "{seed}") -> str:
-    """``results/<dataset>/<method>/seed<k>/<name>``, with wildcards where not given (for rules)."""
-    return f"{RESULTS}/{dataset}/{method}/seed{seed}/{name}"
+def run_path(name: str, dataset: str = "{dataset}", method: str = "{method}", seed: int | str = "{seed}",
+             subset: str = "{subset}") -> str:
+    """``results/<dataset>/<method>/seed<k><subset>/<name>``, with wildcards where not given (for rules;
+    the subset wildcard is empty for a run on the whole split)."""
+    return f"{RESULTS}/{dataset}/{method}/seed{seed}{subset}/{name}"
 
 
 def _load(path: Path, fields: Iterable[str] = ()) -> dict:

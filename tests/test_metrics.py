@@ -19,3 +19,68 @@ def test_empty_or_mismatched_counts_are_refused():
         count_metrics([], [])
     with pytest.raises(ValueError):
         count_metrics([1, 2], [1])
+
+
+# GAME on maps whose GAME is known by hand.
+from torch import nn  # noqa: E402
+import torch  # noqa: E402
+
+from cellbench.data.prepare import PreparedDataset  # noqa: E402
+from cellbench.inference import counts_and_grids  # noqa: E402
+from cellbench.metrics import coarsen, game_errors, game_metrics, grid_sums  # noqa: E402
+
+
+def test_game_of_a_count_right_in_every_cell_is_zero_and_in_the_wrong_quadrant_twice_the_count():
+    size = (64, 48)                                      # width, height: cells need not be square
+    true = grid_sums([[5, 5]] * 10 + [[60, 45]] * 3, size)
+    assert true.sum() == 13 and true[0, 0] == 10 and true[7, 7] == 3
+    assert game_metrics(true[None], true[None]) == {"game0": 0.0, "game1": 0.0, "game2": 0.0, "game3": 0.0}
+    # the right total (10) but in the bottom-right quadrant instead of the top-left one
+    top_left = grid_sums([[5, 5]] * 10, size)
+    bottom_right = grid_sums([[50, 40]] * 10, size)
+    assert game_metrics(bottom_right[None], top_left[None]) == {"game0": 0.0, "game1": 20.0, "game2": 20.0,
+                                                                "game3": 20.0}
+    # one cell off at the finest grid only: (5,5) and (12,5) share a cell of 16 px but not of 8 px
+    near = grid_sums([[12, 5]] * 10, size)
+    assert {k: v.tolist() for k, v in game_errors(near[None], top_left[None]).items()} == {
+        "game0": [0.0], "game1": [0.0], "game2": [0.0], "game3": [20.0]}
+    # a point outside the image (padding) counts in the nearest cell: the total is kept
+    assert grid_sums([[-3, 70]], size, weights=[2.5])[7, 0] == 2.5
+    np.testing.assert_array_equal(coarsen(true, 0), [[13]])
+
+
+class _FixedMaps(nn.Module):
+    """A 'model' that outputs given maps, one per patch in order, whatever the input."""
+
+    def __init__(self, maps: torch.Tensor):
+        super().__init__()
+        self.register_buffer("maps", maps)
+        self.seen = 0
+
+    def forward(self, x):
+        out = self.maps[self.seen:self.seen + len(x)]
+        self.seen += len(x)
+        return out
+
+
+def test_game_from_maps_is_in_original_image_pixels():
+    # One 64x64 image, prepared as two 32x32 patches at half scale: its left and right halves
+    # (original = patch * 2 + 0.5 + (32, 0) for the right one). The model's maps have stride 4.
+    data = PreparedDataset(
+        images=np.zeros((2, 32, 32, 3), np.uint8), points=np.array([[2.0, 2.0], [29.0, 29.0]], np.float32),
+        point_offsets=np.array([0, 1, 2]), patch_image=np.array([0, 0]), image_ids=np.array(["a"]),
+        image_groups=np.array(["a"]), image_counts=np.array([2]), image_sizes=np.array([[64, 64]]),
+        patch_scale=np.array([[1.0, 2.0], [1.0, 2.0]]), patch_offset=np.array([[0.5, 0.5], [32.5, 0.5]]))
+    maps = torch.zeros(2, 1, 8, 8)
+    maps[0, 0, 0, 0] = 1.0      # patch 0, map pixel (0,0) -> patch (1.5,1.5) -> original (2, 3.5): top-left
+    maps[1, 0, 7, 7] = 1.0      # patch 1, map pixel (7,7) -> patch (29.5,29.5) -> original (62, 59.5): bottom-right
+    counts, grids = counts_and_grids(_FixedMaps(maps), data, torch.device("cpu"), stride=4)
+    assert counts.tolist() == [2.0] and grids.sum() == 2.0 and grids[0, 0, 0] == 1 and grids[0, 7, 7] == 1
+    true = [grid_sums([[2.0 * 1 + 0.5, 2.0 * 2 + 0.5], [29.0 + 32.5, 29.0 * 2 + 0.5]], (64, 64))]
+    assert game_metrics(grids, true) == {"game0": 0.0, "game1": 0.0, "game2": 0.0, "game3": 0.0}
+    # the same mass in the other patch's corner: right in total, wrong in place
+    swapped = torch.zeros(2, 1, 8, 8)
+    swapped[0, 0, 7, 7] = swapped[1, 0, 0, 0] = 1.0
+    _, grids = counts_and_grids(_FixedMaps(swapped), data, torch.device("cpu"), stride=4)
+    game = game_metrics(grids, true)
+    assert game["game0"] == 0.0 and game["game1"] == 4.0 and game["game3"] == 4.0

@@ -1,7 +1,14 @@
-"""Image-level train/test/val splits drawn from a seed; identical on every machine.
+"""Image-level train/test/val splits drawn from a seed, and training subsets drawn from a split;
+identical on every machine.
 
 numpy's PCG64 generator is stable across platforms and versions for ``permutation``, and the
 image ids are sorted before drawing, so a seed always gives the same split file.
+
+A training subset (the data-efficiency study, ``data_efficiency`` in the config) keeps the
+split's test and validation images and takes ``size`` of its training images. Repeat ``r`` of a
+split orders the training images once, by a generator seeded with (split seed, r), and every
+size takes the first images of that order: within a repeat the subsets are nested (the 8 images
+are among the 16), so a curve's steps differ only by the images added.
 """
 
 from __future__ import annotations
@@ -51,6 +58,22 @@ def make_split(image_ids: list[str], groups: list[str], ratios: dict[str, float]
     return {name: sorted(v) for name, v in result.items()}
 
 
+def subset_suffix(size: int | None, repeat: int | None) -> str:
+    """What a training subset adds to its split's and its runs' names: ``-n16-r1``; '' for the whole split."""
+    return "" if size is None else f"-n{size}-r{repeat}"
+
+
+def draw_subset(train: list[str], seed: int, size: int, repeat: int) -> list[str]:
+    """``size`` of the ``train`` images, repeat ``repeat`` of split seed ``seed`` (nested over sizes)."""
+    ids = sorted(train)
+    if not 0 < size < len(ids):
+        raise ConfigError(f"data_efficiency: a training subset of {size} images needs a training split of more "
+                          f"than {size} images; this one has {len(ids)} (the whole split is the seed's ordinary "
+                          f"run: list only smaller sizes)")
+    order = np.random.default_rng([seed, repeat]).permutation(len(ids))
+    return sorted(ids[i] for i in order[:size])
+
+
 def check_split(split: dict, image_ids: list[str], groups: list[str], path) -> None:
     """A split file read back: its parts disjoint, every image in the prepared data, and (where it
     records a seed, as the split stage's files do) the split its seed and ratios draw; DataError
@@ -79,6 +102,13 @@ def check_split(split: dict, image_ids: list[str], groups: list[str], path) -> N
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{where}: no valid seed and ratios recorded ({exc}); delete it and run the same command "
                         f"again") from exc
+    subset = split.get("subset")
+    if subset is not None:
+        try:
+            drawn["train"] = draw_subset(drawn["train"], int(split["seed"]), int(subset["size"]), int(subset["repeat"]))
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise DataError(f"{where}: its training subset records no valid size and repeat ({exc}); delete it and "
+                            f"run the same command again") from exc
     for part in SPLITS:
         if sorted(split[part]) != drawn[part]:
             other = sorted(set(split[part]) ^ set(drawn[part]))

@@ -21,6 +21,15 @@ def to_original(data: PreparedDataset, points: np.ndarray, patch_index: int) -> 
     return data.patch_geometry(patch_index).apply(points)
 
 
+def map_points(data: PreparedDataset, patch_index: int, values: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A patch's output map (h, w; one value per ``stride`` x ``stride`` input pixels) as weighted
+    points: the centre of each map pixel's input block in original-image pixels, and its value."""
+    values = np.asarray(values)
+    rows, cols = np.indices(values.shape)
+    centres = np.stack([cols.ravel(), rows.ravel()], axis=1) * stride + (stride - 1) / 2
+    return to_original(data, centres, patch_index), values.ravel().astype(np.float64)
+
+
 def inside_image(points: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Mask of the points on an image of ``size`` (width, height): pixel centres within
     [-0.5, width - 0.5) x [-0.5, height - 0.5)."""

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import seeds_of
+from ..config import seeds_of, subset_runs
 from ..io import read_csv, read_json, write_text
 from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
 from . import plots, tables
-from .collect import localization_per_seed, paired_differences, paper_numbers, per_seed_metrics, summarise
+from .collect import (classic_numbers, localization_per_seed, paired_differences, paper_numbers, per_seed_metrics,
+                      subset_metrics, summarise, summarise_subsets)
 from .track import track_caption
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     track = track_caption(config)
     frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors, track)
     tables.write_table(frame, grid, out / "table2")
+    frame, grid = tables.table_game(summary, datasets, methods, track)
+    tables.write_table(frame, grid, out / "table2_game")
     frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors, track)
     tables.write_table(frame, grid, out / "table3")
     stats = [read_json(results / "stats" / f"{d}.json") for d in datasets if (results / "stats" / f"{d}.json").is_file()]
@@ -66,6 +69,35 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
 
     plots.mae_by_method(summary, datasets, methods, out / "figures" / "mae_by_method", track)
     write_text(out / "README.md", _readme(config, out))
+
+
+def build_data_efficiency(config: dict, results: Path, out: Path) -> None:
+    """The data-efficiency table and figure (config ``data_efficiency``) from the subset runs and
+    the whole-split runs of the same methods and seed."""
+    methods, specs = selected_methods(config), discover()
+    study = config["data_efficiency"]
+    datasets = [d for d in config["datasets"] if subset_runs(config, d, methods)]
+    frames = []
+    for dataset in datasets:
+        split = read_json(results / "splits" / dataset / f"seed{study['split_seed']}.json",
+                          "a split file (the split stage's seed<k>.json)")
+        frames.append(subset_metrics(results, dataset, subset_runs(config, dataset, methods), study["split_seed"],
+                                     len(split["train"])))
+    per_run = pd.concat(frames, ignore_index=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    write_text(out / "data_efficiency_runs.csv", per_run.to_csv(index=False, float_format="%.4f"))
+    summary = summarise_subsets(per_run)
+    floors = [m for m in methods if specs[m].floor]
+    used = {d: list(dict.fromkeys(m for m, _, _ in subset_runs(config, d, methods))) for d in datasets}
+    track = track_caption(config)
+    frame, grid = tables.table_data_efficiency(summary, classic_numbers(), datasets, used, floors, track)
+    tables.write_table(frame, grid, out / "data_efficiency")
+    plots.data_efficiency(summary, classic_numbers(), datasets, methods, floors, out / "figures" / "data_efficiency",
+                          track)
+    missing = per_run[~per_run["present"]]
+    if len(missing):
+        log.warning("data efficiency: %d of %d runs have no metrics.json yet; their cells are left out",
+                    len(missing), len(per_run))
 
 
 def build_dataset_figures(config: dict, dataset: str, results: Path, out: Path, prepared: Path,

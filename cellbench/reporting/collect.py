@@ -9,14 +9,22 @@ import pandas as pd
 
 from ..io import read_csv, read_json
 from ..localization import Counts, total
-from ..metrics import count_metrics
+from ..data.splits import subset_suffix
+from ..metrics import GAME_LEVELS, count_metrics
 from ..runs import LOCALIZATION, METRICS, PREDICTIONS, run_dir
 
 PAPER_CSV = Path(__file__).with_name("paper_dcl_miccai2024.csv")
+# Other published VGG-cells results at 32 and 64 training images (other protocols; see the file).
+CLASSIC_CSV = Path(__file__).with_name("classic_vgg_cells.csv")
+GAME_COLUMNS = [f"game{L}" for L in GAME_LEVELS]
 
 
 def paper_numbers() -> pd.DataFrame:
     return pd.read_csv(PAPER_CSV)
+
+
+def classic_numbers() -> pd.DataFrame:
+    return pd.read_csv(CLASSIC_CSV, comment="#")
 
 
 def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
@@ -42,8 +50,48 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                         row["last_epoch_mae"] = (metrics.get("last_epoch") or {}).get("mae")
                         row["collapsed"] = metrics.get("status") == "collapsed"
                         row["did_not_learn"] = metrics.get("status") == "did not learn"
+                        row.update({g: metrics.get(g, np.nan) for g in GAME_COLUMNS})
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def subset_metrics(results: Path, dataset: str, runs: list[tuple[str, int, int]], seed: int,
+                   whole_train_images: int) -> pd.DataFrame:
+    """One row per data-efficiency run on ``dataset`` (``runs``: (method, size, repeat), see
+    ``config.subset_runs``) and per whole-split run of those methods (``repeat`` NaN), from each
+    run's metrics.json: training images, status, MAE, RMSE, GAME; a missing run has present=False."""
+    whole = sorted({m for m, _, _ in runs})
+    keys = [(m, size, r) for m, size, r in runs] + [(m, whole_train_images, None) for m in whole]
+    rows = []
+    for method, size, repeat in keys:
+        subset = "" if repeat is None else subset_suffix(size, repeat)
+        path = run_dir(results, dataset, method, seed, subset) / METRICS
+        row = {"dataset": dataset, "method": method, "train_images": size, "repeat": repeat,
+               "whole_split": repeat is None, "present": path.is_file(), "status": None,
+               "mae": np.nan, "rmse": np.nan, **{g: np.nan for g in GAME_COLUMNS}}
+        if path.is_file():
+            metrics = read_json(path, "a run's metrics (metrics.json)")
+            row.update({k: metrics.get(k, np.nan) for k in ("mae", "rmse", *GAME_COLUMNS)})
+            row["status"] = metrics.get("status", "trained")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise_subsets(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, method and training-set size: runs done, failures, and mean and std (ddof=1
+    with two or more) over the repeats of MAE, RMSE and GAME. A collapsed run or one that did not
+    learn counts in n_failed and in the means (the tables and the figure mark it)."""
+    def agg(group: pd.DataFrame) -> pd.Series:
+        done = group[group["present"]]
+        out = {"n_runs": len(done), "n_failed": int(done["status"].isin(["collapsed", "did not learn"]).sum()),
+               "whole_split": bool(group["whole_split"].any())}
+        for metric in ("mae", "rmse", *GAME_COLUMNS):
+            values = done[metric].to_numpy(float)
+            out[f"{metric}_mean"] = values.mean() if len(values) else np.nan
+            out[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        return pd.Series(out)
+    return (per_run.groupby(["dataset", "method", "train_images"], sort=False)
+            .apply(agg, include_groups=False).reset_index())
 
 
 def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +100,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
         done = group[group["present"]]
         out = {"n_seeds": len(done), "n_collapsed": int(done["collapsed"].sum()),
                "n_did_not_learn": int(done["did_not_learn"].sum()) if "did_not_learn" in done else 0}
-        for metric in ("mae", "rmse"):
+        for metric in ("mae", "rmse", *(g for g in GAME_COLUMNS if g in done)):
             values = done[metric].to_numpy(float)
             out[f"{metric}_mean"] = values.mean() if len(values) else np.nan
             out[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan

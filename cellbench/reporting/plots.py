@@ -195,3 +195,53 @@ def points_over_dots(rows: list[tuple[str, np.ndarray, list[tuple[str, dict]]]],
                  "green dot: matched prediction, red x: false prediction, yellow circle: missed true dot",
                  y=1.0 + 0.4 / fig.get_figheight())
     return save(fig, stem, track)
+
+
+def data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list[str], methods: list[str],
+                    floors: list[str], stem: Path, track: str | None = None) -> list[Path]:
+    """Test MAE against training images (log axis), one panel per dataset, a line per method with
+    its spread over repeats (error bars: std); the floor dashed; open markers where a run failed;
+    the classic published numbers (other protocols) as black stars. ``methods``: every selected
+    method, in order (a method keeps its colour of the other figures)."""
+    cols = len(datasets)
+    fig, axes = plt.subplots(1, cols, figsize=(3.6 * cols + 1.6, 3.2), squeeze=False)
+    colors = method_colors(methods)
+    methods = [m for m in methods if m in set(summary["method"])]
+    any_failed = False
+    for ax, dataset in zip(axes[0], datasets):
+        part = summary[summary["dataset"] == dataset]
+        for method in methods:
+            line = part[(part["method"] == method) & (part["n_runs"] > 0)].sort_values("train_images")
+            if not len(line):
+                continue
+            floor = method in floors
+            ax.errorbar(line["train_images"], line["mae_mean"], yerr=np.nan_to_num(line["mae_std"].to_numpy(float)),
+                        color="0.45" if floor else colors[method], ls="--" if floor else "-", marker="o", ms=3,
+                        lw=1.0, capsize=2, label=method)
+            bad = line[line["n_failed"] > 0]
+            if len(bad):
+                any_failed = True
+                ax.plot(bad["train_images"], bad["mae_mean"], ls="none", marker="o", ms=7, mfc="none",
+                        mec=colors[method], mew=1.0)
+        published = classic[classic["dataset"] == dataset]
+        if len(published):
+            ax.errorbar(published["train_images"], published["mae"],
+                        yerr=np.nan_to_num(published["mae_std"].to_numpy(float)), ls="none", marker="*", ms=7,
+                        color="black", capsize=2, label="published (other protocols)")
+        sizes = sorted(part["train_images"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("training images")
+        ax.set_ylim(bottom=0)
+        ax.set_title(dataset)
+    axes[0][0].set_ylabel("test MAE (mean ± std over repeats)")
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if any_failed:
+        axes[0][0].text(0.0, 1.08, "circled: a run at that size collapsed or did not learn", transform=axes[0][0].transAxes,
+                        fontsize=7, va="bottom")
+    return save(fig, stem, track)

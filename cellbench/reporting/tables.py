@@ -394,3 +394,114 @@ def table4_paired(localization: pd.DataFrame, datasets: list[str]) -> tuple[pd.D
     return pd.DataFrame(tidy, columns=["dataset", "localizer_method", "counter_method", "rule", "n_seeds",
                                        "f1_diff_mean", "f1_diff_std", "seeds_localizer_better"]), \
         Grid("Table 4 (paired): localizer's map against counter maps", columns, rows, set(), notes)
+
+
+GAME_LABELS = {f"game{L}": f"GAME({L})" for L in range(4)}
+
+
+def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str],
+               track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+    """GAME(0-3) per method and dataset, mean ± std over seeds (beside Table 2): how much of a
+    count that is right in total is right in place. Runs evaluated before GAME was recorded show
+    'not recorded'."""
+    tidy, rows, bold = [], [], set()
+    columns = ["method"] + [f"{d} {GAME_LABELS[g]}" for d in datasets for g in GAME_LABELS]
+    best = {}
+    for dataset in datasets:
+        for game in GAME_LABELS:
+            means = {}
+            for method in methods:
+                row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+                mean = _num(row[f"{game}_mean"].iloc[0]) if len(row) and f"{game}_mean" in row else float("nan")
+                if not math.isnan(mean) and not _failed(summary, dataset, method):
+                    means[method] = mean
+            if means:
+                best[(dataset, game)] = min(means, key=means.get)
+    for method in methods:
+        cells = [method]
+        for dataset in datasets:
+            row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+            n = int(row["n_seeds"].iloc[0]) if len(row) else 0
+            failed = failure_text(summary, dataset, method, n) if n else None
+            for game in GAME_LABELS:
+                mean = _num(row[f"{game}_mean"].iloc[0]) if len(row) and f"{game}_mean" in row else float("nan")
+                std = _num(row[f"{game}_std"].iloc[0]) if len(row) and f"{game}_std" in row else float("nan")
+                tidy.append({"dataset": dataset, "method": method, "metric": GAME_LABELS[game], "mean": mean,
+                             "std": std, "n_seeds": n})
+                if best.get((dataset, game)) == method:
+                    bold.add((len(rows), len(cells)))
+                cells.append(MISSING if not n else failed if failed else
+                             "not recorded" if math.isnan(mean) else _fmt(mean, std))
+        rows.append(cells)
+    notes = ["GAME(L) (Guerrero-Gomez-Olmedo et al. 2015): each test image cut into 4^L equal cells, the absolute "
+             "count error summed over the cells, averaged over the images; in original-image pixels, from the "
+             "predicted map (each map pixel's count at the centre of the input pixels it covers) and the true dots. "
+             "GAME(0) is the MAE; a count right in total but in the wrong place grows with L.",
+             "Mean ± std over seeds; bold: lowest in its column. 'not recorded': the run was evaluated before "
+             "cellbench recorded GAME (evaluate it again)."]
+    title, notes = _with_track("Table 2 (GAME): counting error by location", notes, track)
+    return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
+
+
+def table_data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list[str],
+                          methods: dict[str, list[str]], floors: list[str], track: str | None = None,
+                          metric: str = "mae") -> tuple[pd.DataFrame, Grid]:
+    """Test MAE against training images: per dataset, a column per size (the whole split last),
+    a row per method, mean ± std over repeats (n). Below, for VGG, the classic published numbers
+    at 32 and 64 images (other protocols)."""
+    columns, keys = ["method"], []
+    for dataset in datasets:
+        sizes = sorted(summary[summary["dataset"] == dataset]["train_images"].unique())
+        whole = summary[(summary["dataset"] == dataset) & summary["whole_split"]]["train_images"].unique()
+        for size in sizes:
+            keys.append((dataset, int(size)))
+            columns.append(f"{dataset} N={int(size)}" + (" (all)" if size in whole else ""))
+    every = list(dict.fromkeys(m for d in datasets for m in methods[d]))
+    rows, tidy, bold = [], [], set()
+    best = {}
+    for key in keys:
+        cell = summary[(summary["dataset"] == key[0]) & (summary["train_images"] == key[1])]
+        ok = cell[(cell["n_runs"] > 0) & (cell["n_failed"] == 0) & ~cell["method"].isin(floors)]
+        if len(ok):
+            best[key] = ok.loc[ok[f"{metric}_mean"].idxmin(), "method"]
+    for method in every:
+        cells = [method]
+        for dataset, size in keys:
+            row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)
+                          & (summary["train_images"] == size)]
+            if method not in methods[dataset] or not len(row):
+                cells.append("-")
+                continue
+            r = row.iloc[0]
+            n, failed = int(r["n_runs"]), int(r["n_failed"])
+            tidy.append({"dataset": dataset, "method": method, "train_images": size, "whole_split": r["whole_split"],
+                         "n_runs": n, "n_failed": failed, "mae_mean": r["mae_mean"], "mae_std": r["mae_std"],
+                         "rmse_mean": r["rmse_mean"], "rmse_std": r["rmse_std"],
+                         **{f"{g}_mean": r[f"{g}_mean"] for g in GAME_LABELS}})
+            if best.get((dataset, size)) == method:
+                bold.add((len(rows), len(cells)))
+            text = MISSING if not n else _fmt(r[f"{metric}_mean"], r[f"{metric}_std"], n)
+            if failed:
+                text += f" [{failed} failed]"
+            cells.append(text)
+        rows.append(cells)
+    published = classic[classic["dataset"].isin(datasets)]
+    for name, group in published.groupby("method", sort=False):
+        cells = [f"published: {name} ({group['source'].iloc[0]})"]
+        for dataset, size in keys:
+            hit = group[(group["dataset"] == dataset) & (group["train_images"] == size)]
+            cells.append(_fmt(float(hit["mae"].iloc[0]), _num(hit["mae_std"].iloc[0]) if pd.notna(hit["mae_std"].iloc[0])
+                              else None, digits=1) if len(hit) else "")
+        rows.append(cells)
+    notes = [f"Test {METRIC_LABELS.get(metric, metric)} against the number of training images: mean ± std over "
+             "repeats (n runs). Each repeat is its own random subset of the seed's training split (nested over "
+             "sizes); test and validation images are the same for every size; every size trains for the same "
+             "number of steps (an epoch is as many steps as the whole split's). N=... (all): the seed's "
+             "ordinary run on its whole training split (one run).",
+             "Bold: lowest in its column among the methods that learned, the floor (mean_count) left out. "
+             "'[k failed]': k runs collapsed or did not learn; their MAE is in the mean.",
+             "published: other protocols (full-width networks trained to convergence, Lempitsky & Zisserman's "
+             "100 test images, averaged over several training sets): a reference point, not a target "
+             "(reporting/classic_vgg_cells.csv says where each number comes from)."]
+    title, notes = _with_track("Data efficiency: test MAE against training images", notes, track)
+    return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)

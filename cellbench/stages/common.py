@@ -53,9 +53,16 @@ def learning_rate(config: dict, spec: MethodSpec | None, stage: str = "counter")
     return own.get("lr", config["train"]["lr"])
 
 
-def train_settings(config: dict, seed: int, stage: str = "counter", spec: MethodSpec | None = None) -> TrainSettings:
+def split_subset(split_file: Path) -> dict | None:
+    """A training subset's record (size, repeat, of, epoch_patches: see ``subset_stage``); None for
+    a seed's whole split."""
+    return read_json(split_file, "a split file (the split stage's seed<k>.json)").get("subset")
+
+
+def train_settings(config: dict, seed: int, stage: str = "counter", spec: MethodSpec | None = None,
+                   subset: dict | None = None) -> TrainSettings:
     """The trainer's settings from ``train`` (the localizer stage overrides some from ``localizer``;
-    the method's ``tracks`` entry its learning rate)."""
+    the method's ``tracks`` entry its learning rate; a training ``subset`` the patches per epoch)."""
     t = config["train"]
     overrides = config["localizer"] if stage == "localizer" else {}
     own = spec.track_settings(config["track"]) if spec else {}
@@ -71,7 +78,7 @@ def train_settings(config: dict, seed: int, stage: str = "counter", spec: Method
         val_every=t["val_every"], checkpoint_seconds=60.0 * t["checkpoint_minutes"], seed=seed,
         warmup_epochs=overrides.get("warmup_epochs", t["warmup_epochs"]), collapse_low=t["collapse"]["low"],
         collapse_high=t["collapse"]["high"], collapse_patience=t["collapse"]["patience"],
-        did_not_learn_ratio=t["did_not_learn_ratio"])
+        did_not_learn_ratio=t["did_not_learn_ratio"], epoch_patches=subset["epoch_patches"] if subset else None)
 
 
 def setup(config: dict, seed: int, threads: int | None, training: bool = True) -> torch.device:

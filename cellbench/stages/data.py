@@ -10,7 +10,7 @@ from ..config import data_mirror
 from ..data.fetch import fetch, layout, sha256
 from ..data.prepare import PreparedDataset, prepare
 from ..data.registry import load_dataset
-from ..data.splits import make_split
+from ..data.splits import check_split, draw_subset, make_split
 from ..data.stats import dataset_stats
 from ..errors import DataError
 from ..io import read_json, write_json
@@ -76,6 +76,24 @@ def split_stage(config: dict, dataset: str, seed: int, prepared: Path, out: Path
     split = make_split(data.image_ids.tolist(), data.image_groups.tolist(), ratios, seed, grouped)
     write_json(out, {"dataset": dataset, "seed": seed, "ratios": ratios, "grouped": grouped,
                      "sizes": {k: len(v) for k, v in split.items()}, **split})
+
+
+def subset_stage(dataset: str, size: int, repeat: int, prepared: Path, split_file: Path, out: Path) -> None:
+    """A training subset of a split (see ``draw_subset``): the split's file with ``size`` of its
+    training images, and ``subset`` recording the size, the repeat, and the patches of the whole
+    training part (``epoch_patches``: an epoch of a subset run takes as many steps as the whole
+    split's, so that every size trains for the same number of steps)."""
+    data = PreparedDataset.load(prepared)
+    split = read_json(split_file, "a split file (the split stage's seed<k>.json)")
+    check_split(split, data.image_ids.tolist(), data.image_groups.tolist(), split_file)
+    if "subset" in split:
+        raise DataError(f"{split_file}: is a training subset already; draw subsets from a seed's split")
+    full = split["train"]
+    train = draw_subset(full, int(split["seed"]), size, repeat)
+    epoch_patches = int(len(data.subset(full).images))
+    write_json(out, {**split, "train": train, "sizes": {**split["sizes"], "train": len(train)},
+                     "subset": {"size": size, "repeat": repeat, "of": len(full), "epoch_patches": epoch_patches}})
+    log.info("%s: training subset of %d of %d images (repeat %d) -> %s", dataset, size, len(full), repeat, out)
 
 
 def stats_stage(dataset: str, prepared: Path, out: Path) -> None:

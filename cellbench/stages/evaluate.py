@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from .. import runs
-from ..inference import count_images
+from ..inference import count_images, counts_and_grids
 from ..inputs import images_tensor
 from ..io import atomic_path, read_json, write_json
 from ..methods import get_method
-from ..metrics import count_metrics
+from ..localization.geometry import true_points
+from ..metrics import count_metrics, game_metrics, grid_sums
 from .common import inference_model, inference_options, load_split, setup
 
 
@@ -29,8 +30,10 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     saved = runs.SavedCounter.read(run_dir)
     best = inference_model(saved.model(spec, "best"), device, config)
     tic = time.perf_counter()
-    columns["pred_count"] = count_images(best, test, device, saved.count_scale, images=images, **options)
+    columns["pred_count"], pred_grids = counts_and_grids(best, test, device, saved.count_scale, spec.stride,
+                                                         images=images, **options)
     seconds = time.perf_counter() - tic
+    true_grids = [grid_sums(points, size) for points, size in zip(true_points(test), test.image_sizes)]
     if saved.last is not None:  # train.keep_last_weights
         last = inference_model(saved.model(spec, "last"), device, config)
         columns["pred_count_last_epoch"] = count_images(last, test, device, saved.count_scale, images=images,
@@ -46,11 +49,15 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     with atomic_path(run_dir / runs.PREDICTIONS) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     metrics = count_metrics(frame["true_count"], frame["pred_count"])
+    metrics.update(game_metrics(pred_grids, true_grids))
     metadata = read_json(run_dir / runs.METADATA) if (run_dir / runs.METADATA).is_file() else {}
     metrics.update({
         "dataset": dataset, "method": method, "seed": seed,
         "status": metadata.get("status", "trained"), "collapse": metadata.get("collapse"),
-        "note": "rmse is what the DCL paper and this literature call 'MSE'; mse is the plain mean squared error",
+        "train_images": metadata.get("train_images"), "subset": metadata.get("subset"),
+        "note": "rmse is what the DCL paper and this literature call 'MSE'; mse is the plain mean squared error; "
+                "game<L> is GAME(L): the image cut into 4^L equal cells, the absolute count error summed over "
+                "them, averaged over images, in original-image pixels (game0 is the mae)",
         "best_epoch": saved.best_epoch, "best_val_mae": saved.best_val_mae,
         "last_epoch": (count_metrics(frame["true_count"], frame["pred_count_last_epoch"])
                        if "pred_count_last_epoch" in frame else None),

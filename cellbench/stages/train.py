@@ -16,7 +16,7 @@ from ..methods import (MethodSpec, build_localizer, build_model, describe, get_m
 from ..provenance import environment, method_files
 from ..training.losses import LOSSES
 from ..training.trainer import Task, fit
-from .common import load_splits, setup, train_settings
+from .common import load_splits, setup, split_subset, train_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     task = counter_task(config, dataset, spec, model, seed)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
-    result = fit(task, train, val, train_settings(config, seed, spec=spec), device, run_dir / runs.COUNTER_CHECKPOINT,
-                 run_dir / runs.COUNTER_LOG)
+    subset = split_subset(split_file)
+    result = fit(task, train, val, train_settings(config, seed, spec=spec, subset=subset), device,
+                 run_dir / runs.COUNTER_CHECKPOINT, run_dir / runs.COUNTER_LOG)
     runs.SavedCounter(method=method, best=result.state_dict,
                       last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
@@ -53,7 +54,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     write_json(run_dir / runs.METADATA, {
         "dataset": dataset, "method": describe(spec), "seed": seed, "config": config,
         "initialisation": getattr(model, "init_description", "not reported by the model"),
-        "pretrained": config["train"]["pretrained"], "train_images": len(train.image_ids),
+        "pretrained": config["train"]["pretrained"], "train_images": len(train.image_ids), "subset": subset,
         "val_images": len(val.image_ids), "best_epoch": result.best_epoch,
         "best_val_mae": result.best_val_mae, "wall_seconds": time.time() - tic,
         "status": result.status, "collapse": result.collapsed,
@@ -89,7 +90,7 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
                 sigma=target["sigma"], density_scale=target["density_scale"],
                 output=dict(output, layer=f"localizer.{output['layer']}") if output else None,
                 label=f"{dataset} / {method} localizer / seed {seed}", where=f"{spec.definition} (localizer)")
-    result = fit(task, train, val, train_settings(config, seed, "localizer", spec), device,
+    result = fit(task, train, val, train_settings(config, seed, "localizer", spec, split_subset(split_file)), device,
                  run_dir / runs.LOCALIZER_CHECKPOINT, run_dir / runs.LOCALIZER_LOG)
     localizer_state = {k[len("localizer."):]: v for k, v in result.state_dict.items() if k.startswith("localizer.")}
     runs.SavedLocalizer(method=method, best=localizer_state, best_epoch=result.best_epoch,

@@ -107,12 +107,16 @@ class EpochPlan:
 
 
 def plan_epoch(ds: DeviceDataset, batch_size: int, generator: torch.Generator,
-               crop_size: int | None) -> EpochPlan:
-    """Draw one epoch from ``generator`` (on the CPU: the same draws on every device, and a run
-    resumed from a checkpoint draws exactly what an uninterrupted run would)."""
-    n, (h, w) = len(ds), ds.images.shape[-2:]
+               crop_size: int | None, samples: int | None = None) -> EpochPlan:
+    """Draw one epoch of ``samples`` patches (default: each patch once) from ``generator`` (on the
+    CPU: the same draws on every device, and a run resumed from a checkpoint draws exactly what an
+    uninterrupted run would). More samples than patches go through the patches in several
+    shuffled passes, each patch with its own crop and flips every time."""
+    n_patches, (h, w) = len(ds), ds.images.shape[-2:]
+    n = max(n_patches, samples or 0)
     size = crop_size if crop_size and crop_size < min(h, w) else None
-    order = torch.randperm(n, generator=generator)
+    passes = -(-n // n_patches)
+    order = torch.cat([torch.randperm(n_patches, generator=generator) for _ in range(passes)])[:n]
     bits = torch.randint(0, 2, (3, n), generator=generator)
     tops = torch.randint(0, h - (size or h) + 1, (n,), generator=generator)
     lefts = torch.randint(0, w - (size or w) + 1, (n,), generator=generator)

@@ -66,6 +66,9 @@ class TrainSettings:
     collapse_high: float = 20.0     # ... or above which a validation counts towards a collapse
     collapse_patience: int = 5      # validations in a row outside the range: the run has collapsed
     did_not_learn_ratio: float = 0.9  # best val MAE at or above this times the floor's: did not learn
+    # Patches an epoch draws; None: the training patches once each. A run on a training subset
+    # sets the whole split's count, so that every size takes the same number of steps.
+    epoch_patches: int | None = None
 
 
 @dataclass
@@ -156,7 +159,8 @@ class Trainer:
         self.model = task.model.to(device)
         if settings.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)
+        self.epoch_patches = max(len(train.images), settings.epoch_patches or 0)
+        self.steps_per_epoch = math.ceil(self.epoch_patches / settings.batch_size)
         self.optimizer, self.scheduler = self._optimizer() if task.trainable else (None, None)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.train_data = DeviceDataset(train, device, task.sigma, task.density_scale)
@@ -236,7 +240,7 @@ class Trainer:
         """One pass over the training patches; the mean loss. A NaN or infinite loss stops the run."""
         s, model = self.settings, self.model
         model.train()
-        plan = plan_epoch(self.train_data, s.batch_size, self.generator, s.crop_size)
+        plan = plan_epoch(self.train_data, s.batch_size, self.generator, s.crop_size, self.epoch_patches)
         loss_sum = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
         start = last_report = time.perf_counter()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from cellbench.config import coerce_command_line_strings, seeds_of
+from cellbench.config import coerce_command_line_strings, seeds_of, subset_runs
+from cellbench.data.splits import subset_suffix
 from cellbench.config import validate as validate_config
 from cellbench.errors import CellbenchError
 from cellbench.methods import discover, selected_methods
@@ -18,6 +19,7 @@ try:
     # A broken method folder stops the workflow only when the config selects it.
     METHODS = selected_methods(validated)
     METHOD_SPECS = discover()
+    SUBSET_RUNS = {d: subset_runs(validated, d, METHODS) for d in validated["datasets"]}
 except CellbenchError as exc:
     raise WorkflowError(str(exc))
 config.clear()
@@ -30,6 +32,7 @@ TRAIN_SECTIONS = ("track", "train", "localizer", "targets")
 GPUS = 0 if config["train"]["device"] == "cpu" else 1
 PREPARED = "results/prepared/{dataset}/patches.npz"
 SPLIT = "results/splits/{dataset}/seed{seed}.json"
+RUN_SPLIT = "results/splits/{dataset}/seed{seed}{subset}.json"   # a seed's split or a training subset of it
 CONDA_ENV = "../envs/cellbench.yaml"
 
 
@@ -40,7 +43,20 @@ def config_json(*sections):
 
 def run_outputs(name, datasets=None):
     return [path for dataset in datasets or DATASETS
-            for path in expand(run_path(name), dataset=dataset, method=METHODS, seed=seeds_of(config, dataset))]
+            for path in expand(run_path(name), dataset=dataset, method=METHODS, seed=seeds_of(config, dataset),
+                               subset="")]
+
+
+def subset_outputs(name, dataset):
+    """A file of every data-efficiency run on ``dataset``, and of the whole split's runs of those methods."""
+    seed = config["data_efficiency"]["split_seed"]
+    runs_ = SUBSET_RUNS[dataset]
+    whole = sorted({m for m, _, _ in runs_})
+    return ([run_path(name, dataset, m, seed, subset_suffix(size, r)) for m, size, r in runs_]
+            + [run_path(name, dataset, m, seed, "") for m in whole])
+
+
+EFFICIENCY_DATASETS = [d for d in DATASETS if SUBSET_RUNS[d]]
 
 
 def method_sources(wildcards):
@@ -51,7 +67,8 @@ def method_sources(wildcards):
 
 
 def run_stage(stage):
-    """The shell command of a per-run stage (run; or train, localizer, evaluate, localize alone)."""
+    """The shell command of a per-run stage (run; or train, localizer, evaluate, localize alone), on a
+    seed's split or a training subset of it."""
     return (f"python -m cellbench --config-json {{params.config:q}} {stage} --dataset {{wildcards.dataset}} "
             "--method {wildcards.method} --seed {wildcards.seed} --prepared {input.prepared} "
             "--split {input.split} --run-dir {params.run_dir} --threads {threads} 2>&1 | tee {log}")

@@ -1,8 +1,9 @@
-# Data: fetch (mirror or download) and verify, convert to patches, split per seed, statistics.
+# Data: fetch (mirror or download) and verify, convert to patches, split per seed (and training
+# subsets of a split, for the data-efficiency study), statistics.
 # On a cluster, fetch runs where the workflow is started (login nodes reach the network),
 # as do the small split and stats jobs; prepare runs as a CPU job.
 
-localrules: fetch, split, stats
+localrules: fetch, split, subset, stats
 
 
 rule fetch:
@@ -49,6 +50,24 @@ rule split:
     shell:
         "python -m cellbench --config-json {params.config:q} split --dataset {wildcards.dataset} "
         "--seed {wildcards.seed} --prepared {input} --out {output} 2>&1 | tee {log}"
+
+
+rule subset:
+    input:
+        prepared=rules.prepare.output,
+        split=SPLIT,
+    output:
+        "results/splits/{dataset}/seed{seed}-n{size}-r{repeat}.json",
+    wildcard_constraints:
+        size=r"\d+",
+        repeat=r"\d+",
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/split/{dataset}_seed{seed}-n{size}-r{repeat}.log",
+    shell:
+        "python -m cellbench subset --dataset {wildcards.dataset} --size {wildcards.size} --repeat {wildcards.repeat} "
+        "--prepared {input.prepared} --split {input.split} --out {output} 2>&1 | tee {log}"
 
 
 rule stats:

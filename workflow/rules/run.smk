@@ -1,4 +1,4 @@
-# A run: one job per dataset, method and seed trains the counter (and the localizer, for a method
+# A run: one job per dataset, method and seed (and training subset, for the data-efficiency study) trains the counter (and the localizer, for a method
 # that declares one), evaluates it and localizes the test cells, in one process (python -m
 # cellbench run): the device is held once per run, and Python, torch and the device start once.
 # An interrupted job resumes its training from the checkpoint when the workflow is run again.
@@ -21,7 +21,7 @@ LOCALIZED_PATTERN = "(?:" + "|".join(LOCALIZED) + ")" if LOCALIZED else "(?!)"
 rule run:
     input:
         prepared=PREPARED,
-        split=SPLIT,
+        split=RUN_SPLIT,
         method=method_sources,
     output:
         **RUN_OUTPUTS,
@@ -39,7 +39,7 @@ rule run:
     conda:
         CONDA_ENV
     log:
-        "results/logs/run/{dataset}_{method}_seed{seed}.log",
+        "results/logs/run/{dataset}_{method}_seed{seed}{subset}.log",
     shell:
         run_stage("run")
 
@@ -47,7 +47,7 @@ rule run:
 rule run_localized:
     input:
         prepared=PREPARED,
-        split=SPLIT,
+        split=RUN_SPLIT,
         method=method_sources,
     output:
         **RUN_OUTPUTS,
@@ -65,6 +65,6 @@ rule run_localized:
     conda:
         CONDA_ENV
     log:
-        "results/logs/run/{dataset}_{method}_seed{seed}.log",
+        "results/logs/run/{dataset}_{method}_seed{seed}{subset}.log",
     shell:
         run_stage("run")

@@ -34,12 +34,15 @@ rule figures:
 rule tables:
     input:
         predictions=run_outputs(runs.PREDICTIONS),
+        metrics=run_outputs(runs.METRICS),
         localization=run_outputs(runs.LOCALIZATION),
         stats=expand("results/stats/{dataset}.json", dataset=DATASETS),
         figures=expand("reports/figures/examples_{dataset}.png", dataset=DATASETS),
     output:
         table2=report(multiext("reports/table2", ".md", ".csv", ".tex"), category="Tables",
                       caption="../report/table2.rst", labels={"table": "Table 2"}),
+        table2_game=report(multiext("reports/table2_game", ".md", ".csv", ".tex"), category="Tables",
+                           caption="../report/table2_game.rst", labels={"table": "Table 2 (GAME)"}),
         table3=report(multiext("reports/table3", ".md", ".csv", ".tex"), category="Tables",
                       caption="../report/table3.rst", labels={"table": "Table 3"}),
         table1=report(multiext("reports/table1_datasets", ".md", ".csv", ".tex"), category="Tables",
@@ -65,3 +68,25 @@ rule tables:
         "results/logs/tables.log",
     shell:
         "python -m cellbench --config-json {params.config:q} tables --results results --out reports 2>&1 | tee {log}"
+
+
+# The data-efficiency study (config data_efficiency): test MAE and GAME against training images.
+rule data_efficiency:
+    input:
+        metrics=[p for d in EFFICIENCY_DATASETS for p in subset_outputs(runs.METRICS, d)],
+    output:
+        table=report(multiext("reports/data_efficiency", ".md", ".csv", ".tex"), category="Tables",
+                     caption="../report/data_efficiency.rst", labels={"table": "data efficiency"}),
+        figure=report("reports/figures/data_efficiency.png", category="Summary",
+                      caption="../report/data_efficiency_figure.rst"),
+        figure_pdf="reports/figures/data_efficiency.pdf",
+    params:
+        config=lambda w: config_json("track", "datasets", "methods", "exclude_methods", "seeds", "dataset_seeds",
+                                     "data_efficiency", "train", "report"),
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/data_efficiency.log",
+    shell:
+        "python -m cellbench --config-json {params.config:q} data-efficiency --results results --out reports "
+        "2>&1 | tee {log}"
