@@ -19,6 +19,7 @@ from cellbench.data.splits import check_split, draw_subset
 from cellbench.errors import ConfigError, DataError
 from cellbench.io import read_json, write_json
 from cellbench.reporting.build import build_data_efficiency
+from cellbench.reporting.publish import publish
 from cellbench.runs import METADATA, METRICS, run_dir
 from cellbench.stages.data import split_stage, subset_stage
 from cellbench.stages.evaluate import evaluate_stage
@@ -149,6 +150,8 @@ def _fake_run(results, dataset, method, subset, mae, status="trained"):
     folder = run_dir(results, dataset, method, 0, subset)
     write_json(folder / METRICS, {"mae": mae, "rmse": mae * 1.2, "status": status,
                                   **{f"game{L}": mae * (1 + L) for L in range(4)}})
+    write_json(folder / METADATA, {"environment": {"device": "cpu", "torch": "x", "git": {"commit": "abc"}},
+                                   "config": {"train": {"epochs": 30}}, "wall_seconds": 1.0})
 
 
 def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
@@ -175,3 +178,11 @@ def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
     assert (reports / "figures" / "data_efficiency.png").stat().st_size > 10_000
     runs = pd.read_csv(reports / "data_efficiency_runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 and runs["present"].sum() == 9
+    # published with the study's runs (no per-seed table of ordinary runs beyond the whole split's)
+    pd.DataFrame([{"dataset": "VGG", "method": "fcrn", "seed": 0, "present": True}]).to_csv(
+        reports / "per_seed_metrics.csv", index=False)
+    out = publish(results, reports, tmp_path / "reference", "test")
+    assert (out / "runs" / "VGG" / "fcrn" / "seed0-n32-r1" / METRICS).is_file()
+    assert (out / "runs" / "VGG" / "mean_count" / "seed0-n8-r0" / METRICS).is_file()
+    assert (out / "data_efficiency.md").is_file() and (out / "figures" / "data_efficiency.png").is_file()
+    assert len(list((out / "runs").rglob(METRICS))) == 9

@@ -178,6 +178,9 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 |---|---|
 | `table1_datasets.{{csv,md,tex}}` | dataset statistics beside the paper's Table 1 |
 | `table2.{{csv,md,tex}}` | MAE and the paper's "MSE" (= RMSE) per method and dataset, mean ± std over seeds, with the paper's numbers and the difference; best per column in bold |
+| `table2_game.{{csv,md,tex}}` | GAME(0-3) per method and dataset (each test image cut into 4^L cells, the count error summed over them), mean ± std over seeds, beside Table 2 |
+| `data_efficiency.{{csv,md,tex}}`, `data_efficiency_runs.csv` | with `data_efficiency` in the config (`bash run.sh cpu-efficiency`): test MAE against training images per method, mean ± std over repeats, beside the classic published VGG numbers; every subset run's MAE, RMSE and GAME |
+| `figures/data_efficiency.{{png,pdf}}` | the same as a figure: one panel per dataset, log-scaled training-images axis |
 | `table3.{{csv,md,tex}}` | each ablation beside its full method (DCL with and without global message passing), improvement in %, beside the paper's Table 3 |
 | `paired.{{csv,md}}` | paired comparisons of the reference method (DCL) against each method on the same seeds and splits |
 | `model_selection.csv` | per run: best validation MAE, its epoch, test MAE of the selected model and of the last epoch (how noisy selection on the small validation split is) |

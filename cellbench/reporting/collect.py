@@ -66,7 +66,7 @@ def subset_metrics(results: Path, dataset: str, runs: list[tuple[str, int, int]]
     for method, size, repeat in keys:
         subset = "" if repeat is None else subset_suffix(size, repeat)
         path = run_dir(results, dataset, method, seed, subset) / METRICS
-        row = {"dataset": dataset, "method": method, "train_images": size, "repeat": repeat,
+        row = {"dataset": dataset, "method": method, "seed": seed, "train_images": size, "repeat": repeat,
                "whole_split": repeat is None, "present": path.is_file(), "status": None,
                "mae": np.nan, "rmse": np.nan, **{g: np.nan for g in GAME_COLUMNS}}
         if path.is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.splits import subset_suffix
 from ..errors import CellbenchError
 from ..io import read_json, write_text
 from ..runs import COUNTER_LOG, LOCALIZER_LOG, METADATA, METRICS, PREDICTIONS, TIMING, run_dir
@@ -46,8 +47,14 @@ def _present(per_seed: pd.DataFrame) -> pd.Series:
     return per_seed["present"].astype(str) == "True"
 
 
-def _runs(results: Path, per_seed: pd.DataFrame) -> list[Path]:
-    return [run_dir(results, r.dataset, r.method, int(r.seed)) for r in per_seed[_present(per_seed)].itertuples()]
+def _runs(results: Path, per_seed: pd.DataFrame, subsets: pd.DataFrame | None = None) -> list[Path]:
+    """The finished runs of per_seed_metrics.csv, and of data_efficiency_runs.csv when given."""
+    runs = [run_dir(results, r.dataset, r.method, int(r.seed)) for r in per_seed[_present(per_seed)].itertuples()]
+    if subsets is not None:
+        runs += [run_dir(results, r.dataset, r.method, int(r.seed),
+                         "" if pd.isna(r.repeat) else subset_suffix(int(r.train_images), int(r.repeat)))
+                 for r in subsets[_present(subsets)].itertuples()]
+    return list(dict.fromkeys(runs))
 
 
 def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[str]) -> str:
@@ -75,6 +82,7 @@ def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[s
               "| `table*.{csv,md,tex}`, `paired.*`, `model_selection.csv`, `per_seed_metrics.csv` | the tables, as `reports/` holds them |",
               "| `figures/` | the figures |",
               "| `runs/<dataset>/<method>/seed<k>/` | per-image predictions, metrics, training logs, metadata (config, versions, device) |",
+              "| `runs/<dataset>/<method>/seed<k>-n<size>-r<repeat>/` | the same, of a run on a training subset (the data-efficiency study, `data_efficiency*`) |",
               "| `splits/`, `stats/` | the splits drawn for each seed, and the dataset statistics |",
               "| `MANIFEST.sha256` | SHA-256 of every file here (`sha256sum -c MANIFEST.sha256`) |", ""]
     return "\n".join(lines)
@@ -87,7 +95,8 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
     if not per_seed_csv.is_file():
         raise CellbenchError(f"{per_seed_csv} does not exist: run the workflow (its report rule) first")
     per_seed = pd.read_csv(per_seed_csv)
-    runs = _runs(results, per_seed)
+    subsets_csv = reports / "data_efficiency_runs.csv"   # the data-efficiency study, when it ran
+    runs = _runs(results, per_seed, pd.read_csv(subsets_csv) if subsets_csv.is_file() else None)
     if not runs:
         raise CellbenchError(f"{per_seed_csv} lists no finished run")
 

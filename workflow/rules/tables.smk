@@ -77,6 +77,7 @@ rule data_efficiency:
     output:
         table=report(multiext("reports/data_efficiency", ".md", ".csv", ".tex"), category="Tables",
                      caption="../report/data_efficiency.rst", labels={"table": "data efficiency"}),
+        runs="reports/data_efficiency_runs.csv",
         figure=report("reports/figures/data_efficiency.png", category="Summary",
                       caption="../report/data_efficiency_figure.rst"),
         figure_pdf="reports/figures/data_efficiency.pdf",
