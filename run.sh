@@ -41,10 +41,10 @@ shift || true
 case "$command" in
     cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml "$@" ;;
     cpu-all) exec snakemake --workflow-profile profiles/cpu "$@" ;;
-    # Two runs at a time, one thread each: about 1.5x the runs per hour of one run on two threads
-    # (benchmarks/README.md). The target first: --set-threads takes every word after it.
+    # Two runs at a time, one thread each (train.threads in config/cpu-efficiency.yaml; Count-ception
+    # takes two: its method.yaml): benchmarks/README.md, "Data efficiency".
     cpu-efficiency) exec snakemake data_efficiency --workflow-profile profiles/cpu \
-                        --configfile config/cpu.yaml config/cpu-efficiency.yaml "$@" --set-threads run=1 run_localized=1 ;;
+                        --configfile config/cpu.yaml config/cpu-efficiency.yaml "$@" ;;
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
     full)  python -m cellbench preflight && exec snakemake --cores all "$@" ;;
     test)  exec python -m pytest "$@" ;;

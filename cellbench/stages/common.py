@@ -82,9 +82,10 @@ def train_settings(config: dict, seed: int, stage: str = "counter", spec: Method
 
 
 def setup(config: dict, seed: int, threads: int | None, training: bool = True) -> torch.device:
-    """Threads, seeds and the device for a job (``training``: autotune cuDNN, see seed_everything)."""
+    """Threads (those given, which a workflow job resolves from the method's track and the config,
+    else train.threads), seeds and the device for a job (``training``: autotune cuDNN, see seed_everything)."""
     t = config["train"]
-    if t["threads"] or threads:
-        torch.set_num_threads(t["threads"] or threads)
+    if threads or t["threads"]:
+        torch.set_num_threads(threads or t["threads"])
     seed_everything(seed, t["deterministic"], training)
     return resolve_device(t["device"])

@@ -37,8 +37,12 @@ CONDA_ENV = "../envs/cellbench.yaml"
 
 
 def config_json(*sections):
-    """The config sections a job depends on, as JSON (a change to them reruns those jobs only)."""
-    return json.dumps({k: config[k] for k in sections}, sort_keys=True)
+    """The config sections a job depends on, as JSON (a change to them reruns those jobs only).
+    train.threads is left out: it schedules runs (run_threads) and does not make a run another one."""
+    chosen = {k: config[k] for k in sections}
+    if "train" in chosen:
+        chosen["train"] = {k: v for k, v in chosen["train"].items() if k != "threads"}
+    return json.dumps(chosen, sort_keys=True)
 
 
 def run_outputs(name, datasets=None):
@@ -64,6 +68,12 @@ def method_sources(wildcards):
     here = Path.cwd()
     files = (p for p in METHOD_SPECS[wildcards.method].directory.glob("*") if p.suffix in (".py", ".yaml"))
     return sorted(str(p.relative_to(here)) if p.is_relative_to(here) else str(p) for p in files)
+
+
+def run_threads(wildcards):
+    """A run job's threads: its method's on this track, else train.threads, else 4 (Snakemake caps them at --cores)."""
+    own = METHOD_SPECS[wildcards.method].track_settings(config["track"]).get("threads")
+    return own or config["train"]["threads"] or 4
 
 
 def run_stage(stage):

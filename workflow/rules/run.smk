@@ -31,7 +31,7 @@ rule run:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),
-    threads: 4
+    threads: run_threads
     resources:
         gpu=GPUS,
         mem_mb=8000,
@@ -57,7 +57,7 @@ rule run_localized:
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
         run_dir=subpath(output.metrics, parent=True),
-    threads: 4
+    threads: run_threads
     resources:
         gpu=GPUS,
         mem_mb=8000,
