@@ -1,7 +1,13 @@
+"""Counting metrics: MAE, RMSE and GAME, on numbers and maps whose values are known by hand."""
+
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from cellbench.metrics import count_metrics
+from cellbench.data.prepare import PreparedDataset
+from cellbench.inference import counts_and_grids
+from cellbench.metrics import coarsen, count_metrics, game_errors, game_metrics, grid_sums
 
 
 def test_metrics_match_a_direct_computation():
@@ -22,12 +28,6 @@ def test_empty_or_mismatched_counts_are_refused():
 
 
 # GAME on maps whose GAME is known by hand.
-from torch import nn  # noqa: E402
-import torch  # noqa: E402
-
-from cellbench.data.prepare import PreparedDataset  # noqa: E402
-from cellbench.inference import counts_and_grids  # noqa: E402
-from cellbench.metrics import coarsen, game_errors, game_metrics, grid_sums  # noqa: E402
 
 
 def test_game_of_a_count_right_in_every_cell_is_zero_and_in_the_wrong_quadrant_twice_the_count():
