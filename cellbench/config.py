@@ -98,6 +98,11 @@ def _check_data_efficiency(config: dict) -> None:
             if name not in config["datasets"]:
                 raise ConfigError(f"data_efficiency.{key}: {name!r} is not one of datasets "
                                   f"({', '.join(config['datasets'])})")
+    cut = config["train"]["max_images"].get("train")
+    if cut and study["sizes"]:
+        raise ConfigError(f"data_efficiency: train.max_images.train is {cut}, which cuts every training split to "
+                          f"{cut} images, so the study's sizes would not be what they say; set it to null for the "
+                          f"study (a smoke config sets it)")
     for name in study["sizes"]:
         if study["split_seed"] not in seeds_of(config, name):
             raise ConfigError(f"data_efficiency.split_seed: {study['split_seed']} is not a seed run on {name} "

@@ -112,7 +112,8 @@ def test_a_subset_run_trains_on_the_subset_for_the_whole_splits_steps(vgg_split,
 
 def test_the_workflow_targets_subset_runs_with_their_own_splits(tmp_path):
     overlay = tmp_path / "study.yaml"
-    overlay.write_text("datasets: [VGG, MBM]\ndata_efficiency:\n  sizes: {VGG: [8, 16], MBM: [5]}\n  repeats: 2\n"
+    overlay.write_text("datasets: [VGG, MBM]\ntrain: {max_images: {train: null}}\n"
+                       "data_efficiency:\n  sizes: {VGG: [8, 16], MBM: [5]}\n  repeats: 2\n"
                        "  methods: {MBM: [fcrn, mean_count]}\n")
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "profiles/smoke",
                              "--configfile", "config/smoke.yaml", str(overlay), "--", "data_efficiency"],
@@ -134,6 +135,8 @@ def test_the_workflow_targets_subset_runs_with_their_own_splits(tmp_path):
     ({"data_efficiency": {"sizes": {"ADI": [5]}}}, "data_efficiency.sizes: 'ADI' is not one of datasets"),
     ({"data_efficiency": {"sizes": {"VGG": [5]}, "split_seed": 7}}, "split_seed: 7 is not a seed run on VGG"),
     ({"data_efficiency": {"sizes": {"VGG": [0]}}}, "data_efficiency.sizes.VGG"),
+    ({"data_efficiency": {"sizes": {"VGG": [8]}}, "train": {"max_images": {"train": 4}}},
+     "train.max_images.train is 4, which cuts every training split"),
 ])
 def test_a_bad_study_is_refused_naming_the_key(overlay, message):
     config = load_config(REPO_ROOT / "config" / "cpu-vgg.yaml")

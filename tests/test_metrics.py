@@ -1,6 +1,7 @@
 """Counting metrics: MAE, RMSE and GAME, on numbers and maps whose values are known by hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -84,3 +85,26 @@ def test_game_from_maps_is_in_original_image_pixels():
     _, grids = counts_and_grids(_FixedMaps(swapped), data, torch.device("cpu"), stride=4)
     game = game_metrics(grids, true)
     assert game["game0"] == 0.0 and game["game1"] == 4.0 and game["game3"] == 4.0
+
+
+def test_the_game_table_shows_mean_and_spread_marks_failures_and_never_bolds_the_floor():
+    from cellbench.reporting.collect import summarise
+    from cellbench.reporting.tables import table_game
+
+    def row(method, seed, game, status="trained", present=True):
+        return {"dataset": "VGG", "method": method, "seed": seed, "mae": game[0], "rmse": game[0], "present": present,
+                "collapsed": status == "collapsed", "did_not_learn": status == "did not learn",
+                **{f"game{L}": g for L, g in enumerate(game)}}
+    per_seed = pd.DataFrame([
+        row("fcrn", 0, [4.0, 6.0, 9.0, 14.0]), row("fcrn", 1, [6.0, 8.0, 11.0, 18.0]),
+        row("mean_count", 0, [50.0, 52.0, 55.0, 12.0]), row("mean_count", 1, [50.0, 52.0, 55.0, 12.0]),
+        row("csrnet", 0, [1.0, 1.0, 1.0, 1.0], status="collapsed"), row("csrnet", 1, [2.0, 2.0, 2.0, 2.0]),
+    ])
+    frame, grid = table_game(summarise(per_seed), ["VGG"], ["fcrn", "mean_count", "csrnet"], floors=["mean_count"])
+    cells = {r[0]: r[1:] for r in grid.rows}
+    assert cells["fcrn"][0] == f"5.00 ± {np.std([4, 6], ddof=1):.2f}" and cells["fcrn"][3].startswith("16.00")
+    assert cells["csrnet"] == ["collapsed (1 of 2 seeds)"] * 4     # never a number, though the lowest
+    # the floor's flat map beats fcrn at GAME(3) (12 < 16) but is not bold; fcrn is, in every column
+    fcrn_row = [r[0] for r in grid.rows].index("fcrn")
+    assert grid.bold == {(fcrn_row, c) for c in range(1, 5)}
+    assert frame[(frame["method"] == "fcrn") & (frame["metric"] == "GAME(2)")]["mean"].item() == pytest.approx(10.0)

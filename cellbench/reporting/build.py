@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import seeds_of, subset_runs
+from ..errors import ConfigError
 from ..io import read_csv, read_json, write_text
 from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
@@ -39,7 +40,7 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     track = track_caption(config)
     frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors, track)
     tables.write_table(frame, grid, out / "table2")
-    frame, grid = tables.table_game(summary, datasets, methods, track)
+    frame, grid = tables.table_game(summary, datasets, methods, floors, track)
     tables.write_table(frame, grid, out / "table2_game")
     frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors, track)
     tables.write_table(frame, grid, out / "table3")
@@ -77,6 +78,9 @@ def build_data_efficiency(config: dict, results: Path, out: Path) -> None:
     methods, specs = selected_methods(config), discover()
     study = config["data_efficiency"]
     datasets = [d for d in config["datasets"] if subset_runs(config, d, methods)]
+    if not datasets:
+        raise ConfigError("data_efficiency: no dataset has training sizes (data_efficiency.sizes) among the "
+                          f"config's datasets ({', '.join(config['datasets'])}); nothing to tabulate")
     frames = []
     for dataset in datasets:
         split = read_json(results / "splits" / dataset / f"seed{study['split_seed']}.json",

@@ -399,11 +399,13 @@ def table4_paired(localization: pd.DataFrame, datasets: list[str]) -> tuple[pd.D
 GAME_LABELS = {f"game{L}": f"GAME({L})" for L in range(4)}
 
 
-def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str],
+def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], floors: list[str] | None = None,
                track: str | None = None) -> tuple[pd.DataFrame, Grid]:
     """GAME(0-3) per method and dataset, mean ± std over seeds (beside Table 2): how much of a
     count that is right in total is right in place. Runs evaluated before GAME was recorded show
-    'not recorded'."""
+    'not recorded'. The floor (``floors``) is shown but never bold: its flat map can beat a
+    poorly placed one at the finer levels."""
+    floors = floors or []
     tidy, rows, bold = [], [], set()
     columns = ["method"] + [f"{d} {GAME_LABELS[g]}" for d in datasets for g in GAME_LABELS]
     best = {}
@@ -413,7 +415,7 @@ def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str],
             for method in methods:
                 row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
                 mean = _num(row[f"{game}_mean"].iloc[0]) if len(row) and f"{game}_mean" in row else float("nan")
-                if not math.isnan(mean) and not _failed(summary, dataset, method):
+                if not math.isnan(mean) and not _failed(summary, dataset, method) and method not in floors:
                     means[method] = mean
             if means:
                 best[(dataset, game)] = min(means, key=means.get)
@@ -437,8 +439,13 @@ def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str],
              "count error summed over the cells, averaged over the images; in original-image pixels, from the "
              "predicted map (each map pixel's count at the centre of the input pixels it covers) and the true dots. "
              "GAME(0) is the MAE; a count right in total but in the wrong place grows with L.",
-             "Mean ± std over seeds; bold: lowest in its column. 'not recorded': the run was evaluated before "
-             "cellbench recorded GAME (evaluate it again)."]
+             "Mean ± std over seeds; bold: lowest in its column among our methods, the floor "
+             f"({', '.join(floors) or 'none run'}: one flat map of the training mean) left out. 'not recorded': the "
+             "run was evaluated before cellbench recorded GAME (evaluate it again).",
+             "A map is scored as its method makes it: a method whose map spreads each count over a window "
+             "(Count-ception: each output pixel holds 1/1024 of the count of the 32x32 window around it) scores "
+             "worse at the levels whose cells are not much larger than that window (VGG's GAME(3) cells are 32 px) "
+             "without placing its cells worse."]
     title, notes = _with_track("Table 2 (GAME): counting error by location", notes, track)
     return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
 
