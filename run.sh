@@ -41,8 +41,8 @@ shift || true
 case "$command" in
     cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml "$@" ;;
     cpu-all) exec snakemake --workflow-profile profiles/cpu "$@" ;;
-    # Two runs at a time, one thread each (train.threads in config/cpu-efficiency.yaml; Count-ception
-    # takes two: its method.yaml): benchmarks/README.md, "Data efficiency".
+    # One run at a time on both cores, as the CPU track: two runs at one thread each were 2 to 4x
+    # slower each (benchmarks/README.md, "Data efficiency").
     cpu-efficiency) exec snakemake data_efficiency --workflow-profile profiles/cpu \
                         --configfile config/cpu.yaml config/cpu-efficiency.yaml "$@" ;;
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
