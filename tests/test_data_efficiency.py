@@ -181,6 +181,11 @@ def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
     assert (reports / "figures" / "data_efficiency.png").stat().st_size > 10_000
     runs = pd.read_csv(reports / "data_efficiency_runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 and runs["present"].sum() == 9
+    # a study alone (no Table 2 yet) is published with its runs, the missing one named
+    alone = publish(results, reports, tmp_path / "study", "study")
+    assert len(list((alone / "runs").rglob(METRICS))) == 9 and (alone / "splits" / "VGG" / "seed0.json").is_file()
+    readme = (alone / "README.md").read_text()
+    assert "Missing runs: 1: VGG/mean_count/seed0\n" in readme and "8 of them on training subsets" in readme
     # published with the study's runs (no per-seed table of ordinary runs beyond the whole split's)
     pd.DataFrame([{"dataset": "VGG", "method": "fcrn", "seed": 0, "present": True}]).to_csv(
         reports / "per_seed_metrics.csv", index=False)

@@ -57,21 +57,24 @@ def _runs(results: Path, per_seed: pd.DataFrame, subsets: pd.DataFrame | None = 
     return list(dict.fromkeys(runs))
 
 
-def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[str]) -> str:
+def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str, notes: list[str]) -> str:
+    """``runs``: the published runs' folders relative to the results folder (dataset/method/seed...)."""
     envs = {(m["environment"].get("gpu") or m["environment"]["device"], m["environment"]["torch"]) for m in metas}
     commits = {m["environment"]["git"]["commit"] for m in metas}
     inits = sorted({m.get("initialisation", m.get("pretrained", "?")) for m in metas})
     epochs = sorted({m["config"]["train"]["epochs"] for m in metas})
+    threads = sorted({str(m["environment"].get("threads", "?")) for m in metas})
     wall = sum(m.get("wall_seconds", 0.0) for m in metas)
-    missing = per_seed[~_present(per_seed)]
+    datasets, methods = sorted({r.parts[0] for r in runs}), sorted({r.parts[1] for r in runs})
+    seeds = sorted({r.parts[2].split("-")[0] for r in runs}, key=lambda s: int(s.removeprefix("seed")))
+    subsets = sum("-n" in r.parts[2] for r in runs)
     lines = [f"# {title}", "",
              "Reference results of cellbench, published with `python -m cellbench publish`.",
              "Compare a run of your own with them: `python -m cellbench compare --reference <this folder>`.", "",
-             f"- Runs: {len(metas)} ({', '.join(sorted(per_seed['dataset'].unique()))}; "
-             f"methods {', '.join(sorted(per_seed['method'].unique()))}; "
-             f"seeds {', '.join(str(s) for s in sorted(per_seed['seed'].unique()))})",
-             f"- Missing runs: {len(missing)}" + (": " + ", ".join(
-                 f"{r.dataset}/{r.method}/seed{r.seed}" for r in missing.itertuples()) if len(missing) else ""),
+             f"- Runs: {len(metas)} ({', '.join(datasets)}; methods {', '.join(methods)}; "
+             f"{', '.join(seeds)}" + (f"; {subsets} of them on training subsets" if subsets else "") + ")",
+             f"- Missing runs: {len(missing)}" + (": " + ", ".join(missing) if missing else ""),
+             f"- CPU threads per run: {', '.join(threads)} (a byte-identical rerun needs the same)",
              f"- Device and torch: {'; '.join(f'{d}, torch {t}' for d, t in sorted(envs))}",
              f"- Initialisation: {'; '.join(inits)}",
              f"- Epochs: {', '.join(str(e) for e in epochs)}; training time of all runs together: "
@@ -91,14 +94,22 @@ def _readme(per_seed: pd.DataFrame, metas: list[dict], title: str, notes: list[s
 def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str] | None = None,
             extra: list[Path] | None = None) -> Path:
     """Copy a finished run's publishable files into ``out`` (replaced whole, never half-written)."""
-    per_seed_csv = reports / "per_seed_metrics.csv"
-    if not per_seed_csv.is_file():
-        raise CellbenchError(f"{per_seed_csv} does not exist: run the workflow (its report rule) first")
-    per_seed = pd.read_csv(per_seed_csv)
-    subsets_csv = reports / "data_efficiency_runs.csv"   # the data-efficiency study, when it ran
-    runs = _runs(results, per_seed, pd.read_csv(subsets_csv) if subsets_csv.is_file() else None)
+    per_seed_csv = reports / "per_seed_metrics.csv"           # the tables rule's
+    subsets_csv = reports / "data_efficiency_runs.csv"        # the data-efficiency study's, when it ran
+    if not per_seed_csv.is_file() and not subsets_csv.is_file():
+        raise CellbenchError(f"neither {per_seed_csv} nor {subsets_csv} exists: run the workflow (its tables or "
+                             f"data_efficiency rule) first")
+    per_seed = pd.read_csv(per_seed_csv) if per_seed_csv.is_file() else pd.DataFrame(
+        columns=["dataset", "method", "seed", "present"])
+    subsets = pd.read_csv(subsets_csv) if subsets_csv.is_file() else None
+    runs = _runs(results, per_seed, subsets)
     if not runs:
-        raise CellbenchError(f"{per_seed_csv} lists no finished run")
+        raise CellbenchError(f"{per_seed_csv if per_seed_csv.is_file() else subsets_csv} lists no finished run")
+    missing = [f"{r.dataset}/{r.method}/seed{r.seed}" for r in per_seed[~_present(per_seed)].itertuples()]
+    if subsets is not None:
+        missing += [f"{r.dataset}/{r.method}/seed{r.seed}"
+                    + ("" if pd.isna(r.repeat) else subset_suffix(int(r.train_images), int(r.repeat)))
+                    for r in subsets[~_present(subsets)].itertuples()]
 
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -113,7 +124,7 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
             if (run / name).is_file():
                 _copy(run / name, staging / "runs" / run.relative_to(results) / name)
         metas.append(read_json(run / METADATA))
-    for dataset in sorted(per_seed["dataset"].unique()):
+    for dataset in sorted({run.relative_to(results).parts[0] for run in runs}):
         for split in sorted((results / "splits" / dataset).glob("seed*.json")):
             _copy(split, staging / "splits" / dataset / split.name)
         if (results / "stats" / f"{dataset}.json").is_file():
@@ -122,7 +133,8 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
         if not path.is_file():
             raise CellbenchError(f"{path} (given with --extra) does not exist")
         _copy(path, staging / path.name)
-    write_text(staging / "README.md", _readme(per_seed, metas, title, notes or []))
+    write_text(staging / "README.md", _readme([run.relative_to(results) for run in runs], list(dict.fromkeys(missing)),
+                                              metas, title, notes or []))
     write_text(staging / "MANIFEST.sha256", _manifest(staging))
 
     if out.exists():
