@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import ticker as mticker  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
@@ -199,12 +200,13 @@ def points_over_dots(rows: list[tuple[str, np.ndarray, list[tuple[str, dict]]]],
 
 def data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list[str], methods: list[str],
                     floors: list[str], stem: Path, track: str | None = None) -> list[Path]:
-    """Test MAE against training images (log axis), one panel per dataset, a line per method with
-    its spread over repeats (error bars: std); the floor dashed; open markers where a run failed;
-    the classic published numbers (other protocols) as black stars. ``methods``: every selected
-    method, in order (a method keeps its colour of the other figures)."""
+    """Test MAE against training images, both axes logarithmic (the MAEs of methods that learned and
+    of the floor differ tenfold), one panel per dataset, a line per method with its spread over
+    repeats (error bars: std); the floor dashed; open circles where a run failed; the classic
+    published numbers (other protocols) in black. ``methods``: every selected method, in order (a
+    method keeps its colour of the other figures)."""
     cols = len(datasets)
-    fig, axes = plt.subplots(1, cols, figsize=(3.6 * cols + 1.6, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, cols, figsize=(4.2 * cols + 1.8, 4.4), squeeze=False)
     colors = method_colors(methods)
     methods = [m for m in methods if m in set(summary["method"])]
     any_failed = False
@@ -217,7 +219,7 @@ def data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list
             floor = method in floors
             ax.errorbar(line["train_images"], line["mae_mean"], yerr=np.nan_to_num(line["mae_std"].to_numpy(float)),
                         color="0.45" if floor else colors[method], ls="--" if floor else "-", marker="o", ms=3,
-                        lw=1.0, capsize=2, label=method)
+                        lw=1.0, capsize=2, label=f"{method} (floor)" if floor else method)
             bad = line[line["n_failed"] > 0]
             if len(bad):
                 any_failed = True
@@ -234,11 +236,17 @@ def data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list
         whole = set(part[part["whole_split"]]["train_images"])
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [f"{int(s)}\n(all)" if s in whole else str(int(s)) for s in sizes])
+        ax.set_yscale("log")
+        shown = [v for line in ax.get_lines() for v in np.asarray(line.get_ydata(), float) if np.isfinite(v) and v > 0]
+        if shown:   # a margin that keeps a labelled tick below the lowest point
+            ax.set_ylim(min(shown) / 1.25, max(shown) * 1.25)
+        ax.yaxis.set_major_locator(mticker.FixedLocator([1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200]))
+        ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.minorticks_off()
-        ax.set_xlabel("training images")
-        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", lw=0.4, color="0.85")
+        ax.set_xlabel("training images ((all): the whole split, one run)")
         ax.set_title(dataset)
-    axes[0][0].set_ylabel("test MAE (mean ± std over repeats)")
+    axes[0][0].set_ylabel("test MAE, log scale (mean ± std over repeats)")
     handles = {}
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels()):
@@ -246,7 +254,7 @@ def data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets: list
     axes[0][-1].legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.text(1.0, 0.01, "published: other protocols (full-width networks, other test images); see the table's notes",
              fontsize=7, ha="right", va="bottom", transform=fig.transFigure)
-    fig.subplots_adjust(bottom=0.24, wspace=0.25)   # room under the axes for the track's caption
+    fig.subplots_adjust(bottom=0.2, wspace=0.25)   # room under the axes for the track's caption
     if any_failed:
         axes[0][0].text(0.0, 1.08, "circled: a run at that size collapsed or did not learn", transform=axes[0][0].transAxes,
                         fontsize=7, va="bottom")
