@@ -41,8 +41,8 @@ shift || true
 case "$command" in
     cpu)   exec snakemake --workflow-profile profiles/cpu --configfile config/cpu.yaml config/cpu-vgg.yaml "$@" ;;
     cpu-all) exec snakemake --workflow-profile profiles/cpu "$@" ;;
-    # One run at a time on both cores, as the CPU track: two runs at one thread each were 2 to 4x
-    # slower each (benchmarks/README.md, "Data efficiency").
+    # One run at a time on both cores, as the CPU track (two one-thread runs at a time gave about
+    # 1.1x the runs per hour, and other numbers): benchmarks/README.md, "Data efficiency".
     cpu-efficiency) exec snakemake data_efficiency --workflow-profile profiles/cpu \
                         --configfile config/cpu.yaml config/cpu-efficiency.yaml "$@" ;;
     smoke) exec snakemake --workflow-profile profiles/smoke "$@" ;;
