@@ -186,8 +186,11 @@ def test_plots_are_written(reports):
 def _with_metadata(results):
     """The metadata.json the train stage writes, reduced to what publish reads, plus a checkpoint."""
     for run in results.glob("*/*/seed*"):
+        method = run.parent.name   # dcl trains for its own epochs on this track (its tracks entry)
         meta = {"environment": {"device": "cpu", "torch": "x", "git": {"commit": "abc"}},
-                "config": {"train": {"epochs": 3}}, "initialisation": "random initialisation", "wall_seconds": 6.0}
+                "config": {"train": {"epochs": 3}, "track": "cpu"}, "initialisation": "random initialisation",
+                "wall_seconds": 6.0, "method": {"name": method, "trainable": method != "mean_count",
+                                                "tracks": {"cpu": {"epochs": 2}} if method == "dcl" else {}}}
         (run / "metadata.json").write_text(json.dumps(meta))
         (run / "counter.pt").write_bytes(b"weights")
     return results
@@ -209,6 +212,7 @@ def test_publish_copies_everything_but_weights_and_a_manifest_checks_it(fake_res
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
     readme = (out / "README.md").read_text()
     assert "Runs: 11" in readme and "Missing runs: 1: MBM/csrnet/seed1" in readme and "a note" in readme
+    assert "Epochs: 3 (dcl: 2)" in readme
 
     # republishing replaces the folder whole; a file too large to publish leaves the old one intact
     (reports / "figures" / "huge.png").write_bytes(b"\0" * 6_000_000)

@@ -57,12 +57,26 @@ def _runs(results: Path, per_seed: pd.DataFrame, subsets: pd.DataFrame | None = 
     return list(dict.fromkeys(runs))
 
 
+def _epochs(metas: list[dict]) -> str:
+    """The counters' epochs of the runs, e.g. "30 (countception: 15)": the config's, and those of
+    the methods whose ``tracks`` entry sets their own on the run's track."""
+    per_method: dict[str, set[int]] = {}
+    for m in metas:
+        if not m["method"].get("trainable", True):
+            continue
+        own = (m["method"].get("tracks") or {}).get(m["config"].get("track")) or {}
+        per_method.setdefault(m["method"]["name"], set()).add(own.get("epochs", m["config"]["train"]["epochs"]))
+    common = {e for m in metas if m["method"].get("trainable", True) for e in [m["config"]["train"]["epochs"]]}
+    own = [f"{name}: {', '.join(map(str, sorted(e)))}" for name, e in sorted(per_method.items()) if e - common]
+    return ", ".join(map(str, sorted(common))) + (f" ({'; '.join(own)})" if own else "")
+
+
 def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str, notes: list[str]) -> str:
     """``runs``: the published runs' folders relative to the results folder (dataset/method/seed...)."""
     envs = {(m["environment"].get("gpu") or m["environment"]["device"], m["environment"]["torch"]) for m in metas}
     commits = {m["environment"]["git"]["commit"] for m in metas}
     inits = sorted({m.get("initialisation", m.get("pretrained", "?")) for m in metas})
-    epochs = sorted({m["config"]["train"]["epochs"] for m in metas})
+    epochs = _epochs(metas)
     threads = sorted({str(m["environment"].get("threads", "?")) for m in metas})
     wall = sum(m.get("wall_seconds", 0.0) for m in metas)
     datasets, methods = sorted({r.parts[0] for r in runs}), sorted({r.parts[1] for r in runs})
@@ -77,7 +91,7 @@ def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str,
              f"- CPU threads per run: {', '.join(threads)} (a byte-identical rerun needs the same)",
              f"- Device and torch: {'; '.join(f'{d}, torch {t}' for d, t in sorted(envs))}",
              f"- Initialisation: {'; '.join(inits)}",
-             f"- Epochs: {', '.join(str(e) for e in epochs)}; training time of all runs together: "
+             f"- Epochs: {epochs}; training time of all runs together: "
              f"{wall / 60:.1f} min",
              f"- cellbench commit(s): {', '.join(sorted(commits))}", ""]
     lines += [f"{n}" for n in notes] + ([""] if notes else [])
