@@ -179,6 +179,8 @@ def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
     row = tidy[(tidy["method"] == "fcrn") & (tidy["train_images"] == 8)].iloc[0]
     assert row["mae_mean"] == pytest.approx(12.0) and row["game3_mean"] == pytest.approx(48.0)
     assert (reports / "figures" / "data_efficiency.png").stat().st_size > 10_000
+    game = (reports / "data_efficiency_game.md").read_text()         # GAME of the whole split's runs
+    assert "| fcrn | **3.00** | **6.00** | **9.00** | **12.00** |" in game and "| mean_count | missing |" in game
     runs = pd.read_csv(reports / "data_efficiency_runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 and runs["present"].sum() == 9
     # a study alone (no Table 2 yet) is published with its runs, the missing one named

@@ -98,6 +98,12 @@ def build_data_efficiency(config: dict, results: Path, out: Path) -> None:
     tables.write_table(frame, grid, out / "data_efficiency")
     plots.data_efficiency(summary, classic_numbers(), datasets, methods, floors, out / "figures" / "data_efficiency",
                           track)
+    # GAME beside the study's whole-split runs (the tables rule's table2_game covers every seed run)
+    whole = per_run[per_run["whole_split"]].assign(collapsed=lambda f: f["status"] == "collapsed",
+                                                   did_not_learn=lambda f: f["status"] == "did not learn")
+    frame, grid = tables.table_game(summarise(whole), datasets, methods, floors, track,
+                                    runs=f"the whole split's runs of seed {study['split_seed']}", ran=used)
+    tables.write_table(frame, grid, out / "data_efficiency_game")
     missing = per_run[~per_run["present"]]
     if len(missing):
         log.warning("data efficiency: %d of %d runs have no metrics.json yet; their cells are left out",
@@ -184,6 +190,7 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 | `table2.{{csv,md,tex}}` | MAE and the paper's "MSE" (= RMSE) per method and dataset, mean ± std over seeds, with the paper's numbers and the difference; best per column in bold |
 | `table2_game.{{csv,md,tex}}` | GAME(0-3) per method and dataset (each test image cut into 4^L cells, the count error summed over them), mean ± std over seeds, beside Table 2 |
 | `data_efficiency.{{csv,md,tex}}`, `data_efficiency_runs.csv` | with `data_efficiency` in the config (`bash run.sh cpu-efficiency`): test MAE against training images per method, mean ± std over repeats, beside the classic published VGG numbers; every subset run's MAE, RMSE and GAME |
+| `data_efficiency_game.{{csv,md,tex}}` | GAME(0-3) of the study's whole-split runs (its seed, its methods), as Table 2 (GAME) |
 | `figures/data_efficiency.{{png,pdf}}` | the same as a figure: one panel per dataset, log-scaled training-images axis |
 | `table3.{{csv,md,tex}}` | each ablation beside its full method (DCL with and without global message passing), improvement in %, beside the paper's Table 3 |
 | `paired.{{csv,md}}` | paired comparisons of the reference method (DCL) against each method on the same seeds and splits |

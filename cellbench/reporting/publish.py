@@ -60,13 +60,13 @@ def _runs(results: Path, per_seed: pd.DataFrame, subsets: pd.DataFrame | None = 
 def _epochs(metas: list[dict]) -> str:
     """The counters' epochs of the runs, e.g. "30 (countception: 15)": the config's, and those of
     the methods whose ``tracks`` entry sets their own on the run's track."""
+    trained = [m for m in metas if (m.get("method") or {}).get("trainable", True)]
     per_method: dict[str, set[int]] = {}
-    for m in metas:
-        if not m["method"].get("trainable", True):
-            continue
-        own = (m["method"].get("tracks") or {}).get(m["config"].get("track")) or {}
-        per_method.setdefault(m["method"]["name"], set()).add(own.get("epochs", m["config"]["train"]["epochs"]))
-    common = {e for m in metas if m["method"].get("trainable", True) for e in [m["config"]["train"]["epochs"]]}
+    for m in trained:
+        method = m.get("method") or {}
+        own = (method.get("tracks") or {}).get(m["config"].get("track")) or {}
+        per_method.setdefault(method.get("name", "?"), set()).add(own.get("epochs", m["config"]["train"]["epochs"]))
+    common = {m["config"]["train"]["epochs"] for m in trained}
     own = [f"{name}: {', '.join(map(str, sorted(e)))}" for name, e in sorted(per_method.items()) if e - common]
     return ", ".join(map(str, sorted(common))) + (f" ({'; '.join(own)})" if own else "")
 

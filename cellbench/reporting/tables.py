@@ -400,11 +400,14 @@ GAME_LABELS = {f"game{L}": f"GAME({L})" for L in range(4)}
 
 
 def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], floors: list[str] | None = None,
-               track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+               track: str | None = None, runs: str | None = None,
+               ran: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Grid]:
     """GAME(0-3) per method and dataset, mean ± std over seeds (beside Table 2): how much of a
     count that is right in total is right in place. Runs evaluated before GAME was recorded show
     'not recorded'. The floor (``floors``) is shown but never bold: its flat map can beat a
-    poorly placed one at the finer levels."""
+    poorly placed one at the finer levels. ``runs`` names the runs when they are not every seed's
+    (the data-efficiency study's whole-split runs), and ``ran`` the methods each dataset ran with
+    when not all (the others show '-', not 'missing')."""
     floors = floors or []
     tidy, rows, bold = [], [], set()
     columns = ["method"] + [f"{d} {GAME_LABELS[g]}" for d in datasets for g in GAME_LABELS]
@@ -425,6 +428,9 @@ def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], f
             row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
             n = int(row["n_seeds"].iloc[0]) if len(row) else 0
             failed = failure_text(summary, dataset, method, n) if n else None
+            if ran is not None and method not in ran.get(dataset, []):
+                cells += ["-"] * len(GAME_LABELS)
+                continue
             for game in GAME_LABELS:
                 mean = _num(row[f"{game}_mean"].iloc[0]) if len(row) and f"{game}_mean" in row else float("nan")
                 std = _num(row[f"{game}_std"].iloc[0]) if len(row) and f"{game}_std" in row else float("nan")
@@ -446,7 +452,10 @@ def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], f
              "(Count-ception: each output pixel holds 1/1024 of the count of the 32x32 window around it) scores "
              "worse at the levels whose cells are not much larger than that window (VGG's GAME(3) cells are 32 px) "
              "without placing its cells worse."]
-    title, notes = _with_track("Table 2 (GAME): counting error by location", notes, track)
+    if ran is not None:
+        notes.append("'-': the method was not run on that dataset.")
+    title = "Table 2 (GAME): counting error by location" + (f", {runs}" if runs else "")
+    title, notes = _with_track(title, notes, track)
     return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
 
 

@@ -77,6 +77,8 @@ rule data_efficiency:
     output:
         table=report(multiext("reports/data_efficiency", ".md", ".csv", ".tex"), category="Tables",
                      caption="../report/data_efficiency.rst", labels={"table": "data efficiency"}),
+        game=report(multiext("reports/data_efficiency_game", ".md", ".csv", ".tex"), category="Tables",
+                    caption="../report/data_efficiency_game.rst", labels={"table": "data efficiency (GAME)"}),
         runs="reports/data_efficiency_runs.csv",
         figure=report("reports/figures/data_efficiency.png", category="Summary",
                       caption="../report/data_efficiency_figure.rst"),
