@@ -6,7 +6,7 @@
 #                                        (profiles/cpu with config/cpu-vgg.yaml; about half an hour on 2 cores)
 #   bash run.sh cpu-all [snakemake args] the whole CPU track: VGG (3 seeds), MBM, ADI (1 seed)
 #   bash run.sh cpu-efficiency [args]    the data-efficiency study on the CPU track (config/cpu-efficiency.yaml):
-#                                        MAE against training images, VGG and MBM; hours on 2 cores, two runs at a time
+#                                        MAE against training images, VGG and MBM; hours on 2 cores, one run at a time
 #   bash run.sh smoke [snakemake args]   the benchmark's smoke profile: real data, CPU, minutes
 #   bash run.sh full  [snakemake args]   the full benchmark (profiles/default; a GPU is expected:
 #                                        without one it stops with the estimated CPU time, unless

@@ -5,7 +5,7 @@
 # runs and the data) and leaves a table and figure of what has run so far. A part that is
 # interrupted resumes where it stopped when run again (Snakemake; each run from its checkpoint).
 #
-#   bash benchmarks/data_efficiency_parts.sh [first part] [last part]   (default: 1 to the config's repeats)
+#   bash benchmarks/data_efficiency_parts.sh [first part] [last part]   (default: 1 to 3, config/cpu-efficiency.yaml's repeats)
 #
 # Each part's start, end and wall time go to benchmarks/results/data_efficiency/parts.tsv (the times
 # benchmarks/README.md, "Data efficiency", quotes); Snakemake's own output to the terminal.

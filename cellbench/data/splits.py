@@ -8,7 +8,9 @@ A training subset (the data-efficiency study, ``data_efficiency`` in the config)
 split's test and validation images and takes ``size`` of its training images. Repeat ``r`` of a
 split orders the training images once, by a generator seeded with (split seed, r), and every
 size takes the first images of that order: within a repeat the subsets are nested (the 8 images
-are among the 16), so a curve's steps differ only by the images added.
+are among the 16), so a curve's steps differ only by the images added. numpy seeds (s, 0) as it
+seeds s, so repeat 0's order is drawn from the numbers that drew the split itself: a fixed but
+arbitrary order like any other, kept so that the published subsets stay what they are.
 """
 
 from __future__ import annotations

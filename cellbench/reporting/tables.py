@@ -515,8 +515,9 @@ def table_data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets
              "number of steps (an epoch is as many steps as the whole split's). N=... (all): the seed's "
              "ordinary run on its whole training split (one run).",
              "Repeats differ in their training images only: every run starts from the seed's initialisation and "
-             "draws with the seed's generator, so the ± is the spread due to which images were annotated, not "
-             "the run-to-run noise of training (benchmarks/README.md, \"Data efficiency\", measures that too).",
+             "draws with the seed's generator. The ± still mixes which images were annotated with the noise of "
+             "training itself, which different images set off as any small change does (benchmarks/README.md, "
+             "\"Data efficiency\": the same run on two machines moves by several cells for some methods).",
              "Bold: lowest in its column among the methods that learned, the floor (mean_count) left out. "
              "'[k failed]': k runs collapsed or did not learn; their MAE is in the mean.",
              "published: other protocols (full-width networks trained to convergence, Lempitsky & Zisserman's "
