@@ -183,15 +183,22 @@ def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
     assert "| fcrn | **3.00** | **6.00** | **9.00** | **12.00** |" in game and "| mean_count | missing |" in game
     runs = pd.read_csv(reports / "data_efficiency_runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 and runs["present"].sum() == 9
-    # a study alone (no Table 2 yet) is published with its runs, the missing one named
+    # a study alone (no Table 2 yet) is published with its runs, the missing one named, and the
+    # splits of its runs only (not those of a repeat still to run)
+    write_json(results / "splits" / "VGG" / "seed0-n8-r0.json", {"train": ["0"]})
+    write_json(results / "splits" / "VGG" / "seed0-n8-r7.json", {"train": ["1"]})
     alone = publish(results, reports, tmp_path / "study", "study")
-    assert len(list((alone / "runs").rglob(METRICS))) == 9 and (alone / "splits" / "VGG" / "seed0.json").is_file()
+    assert len(list((alone / "runs").rglob(METRICS))) == 9
+    assert sorted(p.name for p in (alone / "splits" / "VGG").iterdir()) == ["seed0-n8-r0.json", "seed0.json"]
     readme = (alone / "README.md").read_text()
     assert "Missing runs: 1: VGG/mean_count/seed0\n" in readme and "8 of them on training subsets" in readme
+    # its README names what it holds: no Table 2 and no compare (which needs per_seed_metrics.csv)
+    assert "`data_efficiency*" in readme and "table*" not in readme and "cellbench compare" not in readme
     # published with the study's runs (no per-seed table of ordinary runs beyond the whole split's)
     pd.DataFrame([{"dataset": "VGG", "method": "fcrn", "seed": 0, "present": True}]).to_csv(
         reports / "per_seed_metrics.csv", index=False)
     out = publish(results, reports, tmp_path / "reference", "test")
+    assert "cellbench compare" in (out / "README.md").read_text()
     assert (out / "runs" / "VGG" / "fcrn" / "seed0-n32-r1" / METRICS).is_file()
     assert (out / "runs" / "VGG" / "mean_count" / "seed0-n8-r0" / METRICS).is_file()
     assert (out / "data_efficiency.md").is_file() and (out / "figures" / "data_efficiency.png").is_file()

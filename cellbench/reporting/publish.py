@@ -71,8 +71,10 @@ def _epochs(metas: list[dict]) -> str:
     return ", ".join(map(str, sorted(common))) + (f" ({'; '.join(own)})" if own else "")
 
 
-def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str, notes: list[str]) -> str:
-    """``runs``: the published runs' folders relative to the results folder (dataset/method/seed...)."""
+def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str, notes: list[str],
+            folder: Path) -> str:
+    """``runs``: the published runs' folders relative to the results folder (dataset/method/seed...);
+    ``folder``: the files being published (the README names only those it holds)."""
     envs = {(m["environment"].get("gpu") or m["environment"]["device"], m["environment"]["torch"]) for m in metas}
     commits = {m["environment"]["git"]["commit"] for m in metas}
     inits = sorted({m.get("initialisation", m.get("pretrained", "?")) for m in metas})
@@ -82,9 +84,11 @@ def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str,
     datasets, methods = sorted({r.parts[0] for r in runs}), sorted({r.parts[1] for r in runs})
     seeds = sorted({r.parts[2].split("-")[0] for r in runs}, key=lambda s: int(s.removeprefix("seed")))
     subsets = sum("-n" in r.parts[2] for r in runs)
+    comparable = (folder / "per_seed_metrics.csv").is_file()   # compare reads it
     lines = [f"# {title}", "",
              "Reference results of cellbench, published with `python -m cellbench publish`.",
-             "Compare a run of your own with them: `python -m cellbench compare --reference <this folder>`.", "",
+             *(["Compare a run of your own with them: `python -m cellbench compare --reference <this folder>`."]
+               if comparable else []), "",
              f"- Runs: {len(metas)} ({', '.join(datasets)}; methods {', '.join(methods)}; "
              f"{', '.join(seeds)}" + (f"; {subsets} of them on training subsets" if subsets else "") + ")",
              f"- Missing runs: {len(missing)}" + (": " + ", ".join(missing) if missing else ""),
@@ -95,13 +99,23 @@ def _readme(runs: list[Path], missing: list[str], metas: list[dict], title: str,
              f"{wall / 60:.1f} min",
              f"- cellbench commit(s): {', '.join(sorted(commits))}", ""]
     lines += [f"{n}" for n in notes] + ([""] if notes else [])
-    lines += ["| path | what it is |", "|---|---|",
-              "| `table*.{csv,md,tex}`, `paired.*`, `model_selection.csv`, `per_seed_metrics.csv` | the tables, as `reports/` holds them |",
-              "| `figures/` | the figures |",
-              "| `runs/<dataset>/<method>/seed<k>/` | per-image predictions, metrics, training logs, metadata (config, versions, device) |",
-              "| `runs/<dataset>/<method>/seed<k>-n<size>-r<repeat>/` | the same, of a run on a training subset (the data-efficiency study, `data_efficiency*`) |",
-              "| `splits/`, `stats/` | the splits drawn for each seed, and the dataset statistics |",
-              "| `MANIFEST.sha256` | SHA-256 of every file here (`sha256sum -c MANIFEST.sha256`) |", ""]
+    tables = [name for name, present in (
+        ("`table*.{csv,md,tex}`", any(folder.glob("table*"))), ("`paired.*`", any(folder.glob("paired.*"))),
+        ("`model_selection.csv`", (folder / "model_selection.csv").is_file()),
+        ("`per_seed_metrics.csv`", comparable)) if present]
+    rows = [(tables, f"| {', '.join(tables)} | the tables, as `reports/` holds them |"),
+            (any(folder.glob("data_efficiency*")), "| `data_efficiency*.{csv,md,tex}` | the data-efficiency study: "
+             "its table, every run's MAE, RMSE and GAME, GAME of its whole-split runs |"),
+            ((folder / "figures").is_dir(), "| `figures/` | the figures |"),
+            (subsets < len(runs), "| `runs/<dataset>/<method>/seed<k>/` | per-image predictions, metrics, training "
+             "logs, metadata (config, versions, device) |"),
+            (subsets, "| `runs/<dataset>/<method>/seed<k>-n<size>-r<repeat>/` | the same, of a run on a training "
+             "subset (the data-efficiency study) |"),
+            ((folder / "splits").is_dir(), "| `splits/` | the splits of the published runs (of a seed, and of its "
+             "training subsets) |"),
+            ((folder / "stats").is_dir(), "| `stats/` | the dataset statistics |"),
+            (True, "| `MANIFEST.sha256` | SHA-256 of every file here (`sha256sum -c MANIFEST.sha256`) |")]
+    lines += ["| path | what it is |", "|---|---|", *(row for present, row in rows if present), ""]
     return "\n".join(lines)
 
 
@@ -138,9 +152,10 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
             if (run / name).is_file():
                 _copy(run / name, staging / "runs" / run.relative_to(results) / name)
         metas.append(read_json(run / METADATA))
-    for dataset in sorted({run.relative_to(results).parts[0] for run in runs}):
-        for split in sorted((results / "splits" / dataset).glob("seed*.json")):
+    for dataset, split_name in sorted({run.relative_to(results).parts[::2] for run in runs}):   # seed0-n8-r0
+        if (split := results / "splits" / dataset / f"{split_name}.json").is_file():
             _copy(split, staging / "splits" / dataset / split.name)
+    for dataset in sorted({run.relative_to(results).parts[0] for run in runs}):
         if (results / "stats" / f"{dataset}.json").is_file():
             _copy(results / "stats" / f"{dataset}.json", staging / "stats" / f"{dataset}.json")
     for path in extra or []:
@@ -148,7 +163,7 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
             raise CellbenchError(f"{path} (given with --extra) does not exist")
         _copy(path, staging / path.name)
     write_text(staging / "README.md", _readme([run.relative_to(results) for run in runs], list(dict.fromkeys(missing)),
-                                              metas, title, notes or []))
+                                              metas, title, notes or [], staging))
     write_text(staging / "MANIFEST.sha256", _manifest(staging))
 
     if out.exists():
