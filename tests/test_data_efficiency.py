@@ -87,10 +87,15 @@ def test_an_epoch_of_a_subset_draws_as_many_patches_as_the_whole_split(prepared)
     assert order.shape == (23,)
     counts = torch.bincount(order, minlength=5)
     assert counts.min() >= 4 and counts.max() <= 5   # shuffled passes: every patch 4 or 5 times
-    # without samples (a whole split), the draws are what they always were: one permutation
+    # without samples (a whole split), the draws are what they were before subsets existed: one
+    # permutation, then the flips and the crop corners, from the same generator
     plain = plan_epoch(ds, 8, torch.Generator().manual_seed(0), 96)
     same = plan_epoch(ds, 8, torch.Generator().manual_seed(0), 96, samples=5)
-    assert torch.equal(plain.draws, same.draws) and sorted(plain.draws[0].tolist()) == [0, 1, 2, 3, 4]
+    g = torch.Generator().manual_seed(0)
+    h, w = data.images.shape[1:3]
+    expected = torch.cat([torch.randperm(5, generator=g)[None], torch.randint(0, 2, (3, 5), generator=g),
+                          torch.randint(0, h - 96 + 1, (1, 5), generator=g), torch.randint(0, w - 96 + 1, (1, 5), generator=g)])
+    assert torch.equal(plain.draws, expected) and torch.equal(same.draws, expected)
 
 
 def test_a_subset_run_trains_on_the_subset_for_the_whole_splits_steps(vgg_split, tmp_path):

@@ -65,8 +65,11 @@ class _FixedMaps(nn.Module):
 
 
 def test_game_from_maps_is_in_original_image_pixels():
-    # One 64x64 image, prepared as two 32x32 patches at half scale: its left and right halves
-    # (original = patch * 2 + 0.5 + (32, 0) for the right one). The model's maps have stride 4.
+    # One 64x64 image cut into its left and right halves (32 wide, 64 tall), each a 32x32 patch
+    # with only its rows halved: a patch point (x, y) lies at (x + 0.5 + left, 2y + 0.5) in the
+    # original (patch_scale (1, 2), patch_offset (0.5 + left, 0.5)). Not a geometry prepare makes:
+    # the anisotropic scale and the offset check that both are applied, to the right axis.
+    # The model's maps have stride 4.
     data = PreparedDataset(
         images=np.zeros((2, 32, 32, 3), np.uint8), points=np.array([[2.0, 2.0], [29.0, 29.0]], np.float32),
         point_offsets=np.array([0, 1, 2]), patch_image=np.array([0, 0]), image_ids=np.array(["a"]),
