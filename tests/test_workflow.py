@@ -63,6 +63,20 @@ def test_dry_run_and_lint_are_clean():
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+def test_a_run_job_takes_its_methods_threads_on_the_track_else_train_threads():
+    """Count-ception's CPU-track entry asks for 2 threads (it steps 25x slower on one); the other
+    methods take train.threads. The number reaches the stage as --threads, and the run's config
+    (its params, which decide when a finished run is trained again) does not carry it."""
+    result = _snakemake(REPO_ROOT, "-n", "-p", "-F", "--nolock", "--cores", "2", "--configfile", "config/cpu.yaml",
+                        "config/cpu-vgg.yaml", "--config", "train={threads: 1}", "seeds=[0]", "dataset_seeds={}",
+                        timeout=300)
+    commands = re.findall(r"--config-json (.*?) run --dataset VGG --method (\w+) --seed 0 .*?--threads (\d+)",
+                          result.stdout)
+    threads = {method: int(n) for _, method, n in commands}
+    assert threads["countception"] == 2 and threads["fcrn"] == 1 and len(threads) >= 10
+    assert not any('"threads"' in config for config, _, _ in commands)
+
+
 @pytest.mark.slow
 def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy):
     root = workflow_copy
