@@ -188,6 +188,8 @@ def test_the_table_and_figure_show_mean_and_spread_over_repeats(tmp_path):
     assert "| fcrn | **3.00** | **6.00** | **9.00** | **12.00** |" in game and "| mean_count | missing |" in game
     runs = pd.read_csv(reports / "data_efficiency_runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 and runs["present"].sum() == 9
+    lines = (reports / "data_efficiency_runs.csv").read_text().splitlines()
+    assert lines[1].startswith("VGG,fcrn,0,8,0,False") and ",100,,True" in lines[-1]   # repeats as integers
     # a study alone (no Table 2 yet) is published with its runs, the missing one named, and the
     # splits of its runs only (not those of a repeat still to run)
     write_json(results / "splits" / "VGG" / "seed0-n8-r0.json", {"train": ["0"]})

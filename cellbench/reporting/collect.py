@@ -74,7 +74,8 @@ def subset_metrics(results: Path, dataset: str, runs: list[tuple[str, int, int]]
             row.update({k: metrics.get(k, np.nan) for k in ("mae", "rmse", *GAME_COLUMNS)})
             row["status"] = metrics.get("status", "trained")
         rows.append(row)
-    return pd.DataFrame(rows)
+    # Nullable integers: a repeat reads 0, 1, 2 in the CSV (NaN would make the column float: 0.0000).
+    return pd.DataFrame(rows).astype({"repeat": "Int64"})
 
 
 def summarise_subsets(per_run: pd.DataFrame) -> pd.DataFrame:
