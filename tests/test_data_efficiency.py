@@ -120,8 +120,9 @@ def test_the_workflow_targets_subset_runs_with_their_own_splits(tmp_path):
     overlay.write_text("datasets: [VGG, MBM]\ntrain: {max_images: {train: null}}\n"
                        "data_efficiency:\n  sizes: {VGG: [8, 16], MBM: [5]}\n  repeats: 2\n"
                        "  methods: {MBM: [fcrn, mean_count]}\n")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "profiles/smoke",
-                             "--configfile", "config/smoke.yaml", str(overlay), "--", "data_efficiency"],
+    # --forceall: every job of the target planned, whatever this checkout's results/ already holds
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--workflow-profile",
+                             "profiles/smoke", "--configfile", "config/smoke.yaml", str(overlay), "--", "data_efficiency"],
                             cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
