@@ -12,8 +12,8 @@
 #                                        without one it stops with the estimated CPU time, unless
 #                                        CELLBENCH_ALLOW_CPU=1 or train.device: cpu is set)
 #   bash run.sh test  [pytest args]      the test suite
-#   bash run.sh report [smoke|full]      Snakemake's HTML report (reports/report.html) of the smoke
-#                                        or the full run that finished last (default: smoke)
+#   bash run.sh report [smoke|cpu|cpu-all|cpu-efficiency|full]   Snakemake's HTML report
+#                                        (reports/report.html) of that run, the last one made (default: smoke)
 #   bash run.sh snakemake|python|cellbench [args]   that command inside the environment
 #
 # CELLBENCH_VENV chooses the environment folder; CELLBENCH_TORCH overrides the torch pin

@@ -514,11 +514,12 @@ def table_data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets
              "sizes); test and validation images are the same for every size; every size trains for the same "
              "number of steps (an epoch is as many steps as the whole split's). N=... (all): the seed's "
              "ordinary run on its whole training split (one run).",
-             "Repeats differ in their training images only: every run starts from the seed's initialisation and "
-             "draws with the seed's generator. The ± still mixes which images were annotated with the noise of "
-             "training itself, which different images set off as any small change does (benchmarks/README.md, "
-             "\"Data efficiency\": the same run on two machines moves by several cells for some methods).",
-             "Bold: lowest in its column among the methods that learned, the floor (mean_count) left out. "
+             "Every run starts from the seed's initial weights (the output bias from its subset's mean count) and "
+             "draws with the seed's generator: repeats of a size make the same draws on other images, sizes "
+             "other draws. The ± and a step between sizes still mix the images with the noise of training itself, "
+             "which any small change sets off (benchmarks/README.md, \"Data efficiency\": the same run on two "
+             "machines moves by several cells for some methods).",
+             "Bold: lowest in its column among the cells with no failed run, the floor (mean_count) left out. "
              "'[k failed]': k runs collapsed or did not learn; their MAE is in the mean.",
              "published: other protocols (full-width networks trained to convergence, Lempitsky & Zisserman's "
              "100 test images, averaged over several training sets): a reference point, not a target "
