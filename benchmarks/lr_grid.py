@@ -6,8 +6,9 @@
 Each point trains one method's counter with the shared trainer at the CPU track's settings
 (config/cpu.yaml and the method's `tracks: {cpu: ...}` entry, the learning rate replaced by the
 grid's), seed 0's split, and records its best validation MAE, that MAE over the floor's (the
-training split's mean count for every validation image) and the epoch it was reached at. No test
-image is read. Finished points are skipped, so the grid resumes where it stopped.
+best constant's: the median validation count for every validation image), the epoch it was
+reached at, and whether the run's guards marked it 'did not learn' (and why). No test image is
+read. Finished points are skipped, so the grid resumes where it stopped.
 
 Writes benchmarks/results/lr_grid_cpu/grid.csv (one row per dataset, method and learning rate),
 every point's learning curve (<dataset>_<method>_lr<lr>.csv) and summary.md: per method, the
@@ -33,12 +34,14 @@ sys.path.insert(0, str(ROOT))
 from cellbench.config import load_config  # noqa: E402
 from cellbench.methods import build_localizer, build_model, get_method, selected_methods, training_sizes  # noqa: E402
 from cellbench.stages.common import load_splits, setup, train_settings  # noqa: E402
+from cellbench.data.registry import dataset_cells  # noqa: E402
+from cellbench.inputs import stats_for  # noqa: E402
 from cellbench.stages.train import counter_task  # noqa: E402
 from cellbench.training.trainer import fit  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "lr_grid_cpu"
 COLUMNS = ["dataset", "method", "stage", "lr", "best_val_mae", "floor_val_mae", "ratio_to_floor", "best_epoch",
-           "epochs", "crop_size", "seconds"]
+           "epochs", "crop_size", "val_spread", "val_correlation", "status", "seconds"]
 
 
 def done_points(path: Path) -> set[tuple[str, str, str, float]]:
@@ -65,7 +68,7 @@ def counter_point(config: dict, dataset: str, method: str, lr: float, seed: int 
     split = ROOT / f"results/splits/{dataset}/seed{seed}.json"
     train, val = load_splits(config, prepared, split, "train", "val")
     model = build_model(spec, "none", training_sizes(config, spec), config["train"]["width"])
-    task = counter_task(config, dataset, spec, model, seed)
+    task = counter_task(config, dataset, spec, model, seed, stats_for(model.init_description, train))
     settings = dataclasses.replace(train_settings(config, seed, spec=spec), lr=lr, checkpoint_seconds=1e9)
     log = OUT / f"{dataset}_{method}_lr{lr:g}.csv"
     return fit(task, train, val, settings, settings_device(config), OUT / "scratch.ckpt", log), settings, (train, val), task
@@ -85,14 +88,14 @@ def localizer_point(config: dict, dataset: str, method: str, lr: float, seed: in
     result, settings, (train, val), task = counter_point(config, dataset, method, settings_lr(config, spec), seed)
     counter = task.model
     counter.load_state_dict(result.state_dict)
-    target = config["targets"][dataset]
+    target = dataset_cells(dataset)
     localizer = build_localizer(spec, training_sizes(config, spec), config["train"]["width"])
-    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target["density_scale"])
+    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target.density_scale)
     output = spec.localizer.get("output")
-    loc_task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],
-                    sigma=target["sigma"], density_scale=target["density_scale"],
+    loc_task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target.density_scale,
+                    sigma=target.sigma, density_scale=target.density_scale,
                     output=dict(output, layer=f"localizer.{output['layer']}") if output else None,
-                    label=f"{dataset} / {method} localizer / seed {seed}")
+                    input_stats=task.input_stats, label=f"{dataset} / {method} localizer / seed {seed}")
     loc_settings = dataclasses.replace(train_settings(config, seed, "localizer", spec), lr=lr, checkpoint_seconds=1e9)
     log = OUT / f"{dataset}_{method}_localizer_lr{lr:g}.csv"
     return fit(loc_task, train, val, loc_settings, settings_device(config), OUT / "scratch.ckpt", log), loc_settings
@@ -129,19 +132,22 @@ def summary(grid: pd.DataFrame) -> str:
 
 
 def main() -> int:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["VGG", "MBM", "ADI"])
     parser.add_argument("--methods", nargs="*")
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--localizer", action="store_true", help="the localizer's rate (methods with one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the grid's files (default: %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(ROOT / "config" / "cpu.yaml")
     config["train"]["threads"] = args.threads
+    OUT = args.out
     OUT.mkdir(parents=True, exist_ok=True)
     grid_csv = OUT / "grid.csv"
-    methods = args.methods or [m for m in selected_methods(config) if get_method(m).trainable]
+    methods = args.methods or [m for m in selected_methods(config) if not get_method(m).fitted]
     if args.localizer:
         methods = [m for m in methods if get_method(m).localizer]
     stage = "localizer" if args.localizer else "counter"
@@ -158,7 +164,9 @@ def main() -> int:
                        "best_val_mae": round(result.best_val_mae, 4), "floor_val_mae": round(result.floor_val_mae, 4),
                        "ratio_to_floor": round(result.best_val_mae / result.floor_val_mae, 4),
                        "best_epoch": result.best_epoch, "epochs": settings.epochs, "crop_size": settings.crop_size,
-                       "seconds": round(time.perf_counter() - tic, 1)}
+                       "val_spread": None if result.val_spread is None else round(result.val_spread, 3),
+                       "val_correlation": None if result.val_correlation is None else round(result.val_correlation, 3),
+                       "status": result.status, "seconds": round(time.perf_counter() - tic, 1)}
                 append(grid_csv, row)
                 print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                 (OUT / "summary.md").write_text(summary(pd.read_csv(grid_csv)))

@@ -9,6 +9,15 @@ model. The chosen initialisation is returned as text and recorded in the run's m
 ``width`` is the channel-width multiplier of ``train.width`` (1 = the published networks): every
 trunk and every layer a method adds scale their channels with ``scaled``. ImageNet weights exist
 at width 1 only.
+
+**Trained from scratch, a network has batch normalisation.** A trunk that starts from random
+initialisation is built from torchvision's ``_bn`` layer configuration (batch norm after every
+convolution), and a method's own layers follow the trunk (``conv_block`` with ``norm=
+from_scratch(description)``). Without it, six networks of the CPU track predicted one constant on
+every ADI image (their features barely differ between near-white images) and the learning rate
+had to stay at 1e-4; the from-scratch cell counters of the literature all normalise (Count-ception
+after every convolution, FCRN-A and U-Net as Xie et al. did "to make the training easier"). A
+trunk with ImageNet weights keeps the published, BN-free network (the paper's protocol).
 """
 
 from __future__ import annotations
@@ -31,7 +40,11 @@ _ARCHS = {
     "vgg16": ("D", False, models.VGG16_Weights.IMAGENET1K_V1),
     "vgg16_bn": ("D", True, models.VGG16_BN_Weights.IMAGENET1K_V1),
     "vgg19": ("E", False, models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg19_bn": ("E", True, models.VGG19_BN_Weights.IMAGENET1K_V1),
 }
+#: The trunk a BN-free architecture becomes when it starts from random initialisation.
+_FROM_SCRATCH = {"vgg16": "vgg16_bn", "vgg19": "vgg19_bn"}
+RANDOM = "random initialisation"
 
 
 def _cached_weights_file(weights: models.WeightsEnum) -> Path:
@@ -76,24 +89,46 @@ def _features(cfg: str, state: dict | None, batch_norm: bool = False, width: flo
     return features
 
 
+def from_scratch(description: str) -> bool:
+    """Whether a network whose trunk is described by ``description`` (``vgg_features``'s second
+    value, or a method's own ``init_description``) starts from random initialisation: then its own
+    layers get normalisation layers too (``conv_block``), and its inputs are normalised with the
+    training split's statistics instead of ImageNet's (``cellbench.inputs``)."""
+    return description.startswith(RANDOM)
+
+
+def has_imagenet_weights(description: str) -> bool:
+    """Whether a trunk carries ImageNet weights: then its inputs are normalised with ImageNet's
+    mean and std, the statistics its weights were learned with (``cellbench.inputs``)."""
+    return description.startswith("ImageNet")
+
+
 def vgg_features(arch: str, pretrained: str = "none", width: float = 1.0) -> tuple[nn.Sequential, str]:
-    """The ``features`` part of a torchvision VGG (``vgg16``, ``vgg16_bn`` or ``vgg19``) and a
-    description of its initialisation.
+    """The ``features`` part of a torchvision VGG (``vgg16``, ``vgg16_bn``, ``vgg19``, ``vgg19_bn``)
+    and a description of its initialisation.
 
     The trunk is an ``nn.Sequential`` of torchvision's layers: 13 (VGG-16) or 16 (VGG-19)
     3x3 convolutions with ReLU (and batch norm for ``_bn``) and five 2x2 max-pools, so its output
-    has stride 32 and ``vgg_channels(width)`` channels; ``features[:-1]`` drops the last max-pool
-    (stride 16), ``features[:23]`` of VGG-16 stops after conv4_3 (stride 8). At ``width`` other
-    than 1 every convolution has ``scaled(c, width)`` channels and the trunk starts from random
-    initialisation (ImageNet weights exist at width 1 only)."""
+    has stride 32 and ``vgg_channels(width)`` channels; ``before_pool(features, k)`` keeps what comes
+    before the k-th max-pool (5: stride 16, 4: stride 8 after conv4_3). A trunk that starts from
+    random initialisation (``pretrained: none``, a width other than 1, or ``auto`` without the
+    weights) is built with batch norm (``vgg19`` as ``vgg19_bn``): see the module's docstring. At
+    ``width`` other than 1 every convolution has ``scaled(c, width)`` channels and the trunk starts
+    from random initialisation (ImageNet weights exist at width 1 only)."""
     cfg, bn, weights = _ARCHS[arch]
+    scratch_bn = bn or arch in _FROM_SCRATCH
+
+    def random_trunk(reason: str = "") -> tuple[nn.Sequential, str]:
+        norm = ", batch norm" if scratch_bn and not bn else ""
+        return _features(cfg, None, scratch_bn, width), f"{RANDOM}{reason}{norm}"
+
     if width != 1.0:
         if pretrained not in ("none", "auto"):
             raise ConfigError(f"train.pretrained: {pretrained!r} needs train.width: 1 (ImageNet weights exist at "
                               f"width 1 only; train.width is {width:g}); use pretrained: none or auto")
-        return _features(cfg, None, bn, width), f"random initialisation (width {width:g})"
+        return random_trunk(f" (width {width:g})")
     if pretrained == "none":
-        return _features(cfg, None, bn), "random initialisation"
+        return random_trunk()
     if pretrained == "auto":
         if _cached_weights_file(weights).is_file():
             return _features(cfg, weights.get_state_dict(progress=False), bn), f"ImageNet ({weights}, torchvision cache)"
@@ -104,7 +139,7 @@ def vgg_features(arch: str, pretrained: str = "none", width: float = 1.0) -> tup
                       "this run starts from RANDOM initialisation, unlike the paper (recorded in metadata.json). "
                       "Put %s in the cache, or set train.pretrained: none to choose random initialisation",
                       arch, _cached_weights_file(weights), exc, weights.url)
-            return _features(cfg, None, bn), f"random initialisation (ImageNet weights could not be downloaded: {exc})"
+            return random_trunk(f" (ImageNet weights could not be downloaded: {exc})")
         return _features(cfg, state, bn), f"ImageNet ({weights}, downloaded)"
     if pretrained == "imagenet":
         try:
@@ -121,6 +156,30 @@ def vgg_features(arch: str, pretrained: str = "none", width: float = 1.0) -> tup
     except Exception as exc:
         raise ConfigError(f"train.pretrained: {path} is not a state dict of torchvision {arch} ({exc})") from exc
     return features, f"ImageNet (local file {path})"
+
+
+def before_pool(features: nn.Sequential, k: int) -> nn.Sequential:
+    """The layers of a VGG trunk before its ``k``-th max-pool (1-based), with or without batch norm:
+    ``before_pool(f, 4)`` ends after conv4_3's ReLU (stride 8, CSRNet's and SFCN's front end),
+    ``before_pool(f, 5)`` after the last convolution (stride 16)."""
+    pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+    if not 1 <= k <= len(pools):
+        raise ValueError(f"the trunk has {len(pools)} max-pools; asked for the layers before pool {k}")
+    return features[:pools[k - 1]]
+
+
+def conv_block(cin: int, cout: int, kernel: int = 3, *, norm: bool, dilation: int = 1,
+               activation: bool = True) -> nn.Sequential:
+    """A method's own 'same' convolution, with batch norm when ``norm`` (then without a bias, which
+    the norm makes redundant) and ReLU: the one way a method adds layers that follow its trunk
+    (``norm=from_scratch(description)``)."""
+    padding = dilation * (kernel // 2)
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(cout))
+    if activation:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 def orthogonal_init(model: nn.Module) -> None:
@@ -141,7 +200,7 @@ def init_new_layers(layers: list[nn.Module], trunk_description: str) -> None:
     smaller per layer: after six back-end layers the features are ~1e-3 of the input's and the
     gradients fall below Adam's epsilon, so the model never leaves its starting output); there the
     layers take the trunk's own initialisation instead (He-normal, as torchvision's VGG)."""
-    random_trunk = "random" in trunk_description
+    random_trunk = from_scratch(trunk_description)
     for layer in layers:
         for module in layer.modules():
             if isinstance(module, nn.Conv2d):

@@ -148,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
                            "threshold where the run chose one)")
     pred.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda")
     pred.add_argument("--no-overlays", action="store_true", help="counts and points only")
+    own = sub.add_parser("add-dataset", help="a dataset of your own: images and their annotations (Fiji, napari, CSV "
+                                             "or dot images) measured and written to datasets/NAME/")
+    own.add_argument("name", help="the dataset's name: letters and digits (e.g. MYCELLS)")
+    own.add_argument("--images", required=True, type=Path, help="the folder of images")
+    own.add_argument("--points", required=True, type=Path,
+                     help="the folder of annotations, one per image by name (NAME.csv, NAME_points.csv, NAME_dots.png)")
+    own.add_argument("--format", default="auto", choices=("auto", "fiji", "napari", "xy", "dots"),
+                     help="the annotations' format (auto: read from each file; README, 'Your own annotated images')")
+    own.add_argument("--title", default=None)
+    own.add_argument("--citation", default="")
+    own.add_argument("--force", action="store_true", help="write datasets/NAME/ again when it exists")
     listing = sub.add_parser("methods", help="list the methods found under methods/")
     listing.add_argument("--selected", action="store_true", help="names only, of the methods the config selects")
     pre = sub.add_parser("preflight", help="before the full benchmark: stop when it would train on the CPU without a "
@@ -184,6 +195,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if args.check and stale else 0
     if args.stage == "predict":
         return _predict(args)
+    if args.stage == "add-dataset":
+        return _add_dataset(args)
     if args.stage == "methods" and args.selected:
         from .methods import selected_methods
         print("\n".join(selected_methods(_config(args))))
@@ -266,6 +279,19 @@ def _validate(config: dict, methods: list[str] | None = None) -> int:
         else:
             print(f"{name:16s} ok (output checked at {shown})")
     return 2 if failed else 0
+
+
+def _add_dataset(args: argparse.Namespace) -> int:
+    from .data.own import add_dataset
+
+    target, found = add_dataset(args.name, args.images, args.points, args.format, args.title, args.citation,
+                                args.force)
+    print(f"cellbench add-dataset: wrote {target / 'dataset.yaml'} and {target / 'SHA256SUMS'}; measured and chose:")
+    print(found.summary())
+    print(f"next:\n  bash run.sh cpu-all --config 'datasets=[{args.name}]'    # every method on it, the CPU track "
+          f"(or: bash run.sh full --config 'datasets=[{args.name}]' on a GPU)\n"
+          f"  python -m cellbench predict NEW_IMAGES/ --run results/{args.name}/fcrn/seed0 --out counted/")
+    return 0
 
 
 def _sha256sums(args: argparse.Namespace) -> int:

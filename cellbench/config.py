@@ -8,6 +8,7 @@ workflow.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,10 +17,12 @@ import yaml
 
 from . import project_root
 from .data.registry import available_datasets
-from .errors import ConfigError
+from .errors import CellbenchError, ConfigError
 from .methods import scan
 from .schemas import deep_merge, load_yaml, schema
 from .schemas import validate as validate_schema
+
+log = logging.getLogger(__name__)
 
 MIRROR_ENV = "CELLBENCH_DATA_MIRROR"
 CONFIG_DOCS = "config/README.md"
@@ -73,11 +76,12 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
     for name in config["datasets"]:
         if name not in known_datasets:
             raise ConfigError(f"datasets: unknown dataset {name!r}; known: {', '.join(known_datasets)}")
-        if name not in config["targets"]:
-            raise ConfigError(f"targets: no entry for dataset {name!r} (needs sigma and density_scale)")
-    for name in config["dataset_seeds"]:
-        if name not in config["datasets"]:
-            raise ConfigError(f"dataset_seeds: {name!r} is not one of datasets ({', '.join(config['datasets'])})")
+    # An overlay written for other datasets (config/cpu.yaml's VGG seeds) applies to those it names
+    # that are selected; the others are dropped, said in the log, not refused.
+    ignored = sorted(set(config["dataset_seeds"]) - set(config["datasets"]))
+    if ignored:
+        log.info("dataset_seeds: %s not among datasets (%s): ignored", ", ".join(ignored), ", ".join(config["datasets"]))
+        config["dataset_seeds"] = {k: v for k, v in config["dataset_seeds"].items() if k in config["datasets"]}
     _check_data_efficiency(config)
     named = ([] if config["methods"] == "all" else config["methods"]) + config["exclude_methods"]
     if named:
@@ -89,6 +93,32 @@ def validate(config: dict, known_datasets: Iterable[str] | None = None,
             if name not in known_methods:
                 raise ConfigError(f"methods: unknown method {name!r}; known: {', '.join(known_methods)}")
     return config
+
+
+def check_datasets(config: dict) -> None:
+    """Every selected dataset can run before a job starts: its definition valid (the cell spacing,
+    sigma and density scale every stage reads from it, datasets/<NAME>/dataset.yaml), and its files
+    somewhere: its own ``location``, the data mirror, or an address to download from. ConfigError
+    naming each dataset and what is wrong (DataError's, for a definition that does not load)."""
+    from .data.registry import load_dataset
+
+    problems = []
+    mirror = data_mirror(config)
+    for name in config["datasets"]:
+        try:
+            spec = load_dataset(name)
+        except CellbenchError as exc:
+            problems.append(str(exc))
+            continue
+        if spec.location is not None:
+            if not (spec.location / spec.folder).is_dir():
+                problems.append(f"{spec.definition}: location {spec.location} holds no folder {spec.folder}/")
+        elif not (mirror is not None and (mirror / spec.folder).is_dir()) and not (spec.urls or spec.drive_folder):
+            where = f"the data mirror {mirror} has no {spec.folder}/" if mirror else "no data mirror is set"
+            problems.append(f"{spec.definition}: no files: {where}, and it names no location and no urls to "
+                            f"download from")
+    if problems:
+        raise ConfigError("datasets: " + "\n  ".join(["nothing was started:", *problems]))
 
 
 def _check_data_efficiency(config: dict) -> None:

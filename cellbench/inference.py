@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from .data.prepare import PreparedDataset
-from .inputs import images_tensor, normalise
+from .inputs import InputStats, images_tensor, normalise
 from .localization.geometry import map_points
 from .metrics import GAME_LEVELS, grid_sums
 
@@ -32,13 +33,14 @@ def autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def patch_outputs(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 16,
-                  amp: bool = False, channels_last: bool = False):
-    """Yield (start index, float output map) for ``images`` (P, 3, H, W) uint8, in batches."""
+                  amp: bool = False, channels_last: bool = False, stats: InputStats | None = None):
+    """Yield (start index, float output map) for ``images`` (P, 3, H, W) uint8, in batches, normalised
+    with ``stats`` (the run's: ``SavedCounter.input_stats``; ImageNet's when None)."""
     was_training = model.training
     model.eval()
     try:
         for start in range(0, images.shape[0], batch_size):
-            x = normalise(images[start:start + batch_size].to(device, non_blocking=True), channels_last)
+            x = normalise(images[start:start + batch_size].to(device, non_blocking=True), stats, channels_last)
             with autocast(device, amp):
                 out = model(x)
             yield start, out.float()
@@ -66,13 +68,20 @@ def count_images(model: nn.Module, data: PreparedDataset, device: torch.device, 
                         len(data.image_ids))
 
 
+class Counted(NamedTuple):
+    images: np.ndarray    # (N,) predicted count per image
+    grids: np.ndarray     # (N, 2^level, 2^level) predicted counts per GAME cell
+    patches: np.ndarray   # (P,) predicted count per patch
+
+
 def counts_and_grids(model: nn.Module, data: PreparedDataset, device: torch.device, count_scale: float = 1.0,
                      stride: int = 1, level: int = GAME_LEVELS[-1], images: torch.Tensor | None = None,
-                     timing: dict | None = None, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """In one pass: every image's predicted count (as ``count_images``) and its (2^level, 2^level)
+                     timing: dict | None = None, **kwargs) -> Counted:
+    """In one pass: every image's predicted count (as ``count_images``), its (2^level, 2^level)
     grid of predicted counts in original-image pixels (for GAME; mass on padding goes to the
-    nearest cell, so a grid sums to the image's count). ``timing``, when given, receives
-    ``grid_seconds``: the time spent placing map pixels into cells, which is not inference."""
+    nearest cell, so a grid sums to the image's count), and every patch's count. ``timing``, when
+    given, receives ``grid_seconds``: the time spent placing map pixels into cells, which is not
+    inference."""
     images = images_tensor(data) if images is None else images
     n = len(data.image_ids)
     grids, sums, grid_seconds = np.zeros((n, 2 ** level, 2 ** level)), [], 0.0
@@ -88,4 +97,4 @@ def counts_and_grids(model: nn.Module, data: PreparedDataset, device: torch.devi
     per_patch = (torch.cat(sums) / count_scale).double().cpu().numpy()
     if timing is not None:
         timing["grid_seconds"] = grid_seconds
-    return image_counts(per_patch, data.patch_image, n), grids
+    return Counted(image_counts(per_patch, data.patch_image, n), grids, per_patch)

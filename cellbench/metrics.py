@@ -20,6 +20,18 @@ def count_metrics(true_counts, predicted_counts) -> dict[str, float]:
     return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(mse)), "mse": mse, "n_images": int(true.size)}
 
 
+def patch_metrics(true_patch_counts, predicted_patch_counts, patch_image) -> dict | None:
+    """MAE and RMSE per patch, for a dataset whose images are cut into several patches (MBM's
+    quarters, DCC's tiles): the unit the DCL paper's MBM numbers fit (README, Differences). None
+    when every image is one patch (then the per-patch error is the per-image one)."""
+    patch_image = np.asarray(patch_image)
+    if len(patch_image) == len(np.unique(patch_image)):
+        return None
+    metrics = count_metrics(true_patch_counts, predicted_patch_counts)
+    return {"mae": metrics["mae"], "rmse": metrics["rmse"], "n_patches": int(len(patch_image)),
+            "patches_per_image": round(len(patch_image) / len(np.unique(patch_image)), 4)}
+
+
 # GAME (Guerrero-Gomez-Olmedo et al. 2015, "Extremely overlapping vehicle counting"): the image cut
 # into 4^L equal cells (2^L x 2^L), the absolute count error summed over the cells, averaged over
 # images. GAME(0) is the MAE; a count right in total but in the wrong place scores badly at L > 0.

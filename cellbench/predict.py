@@ -30,7 +30,7 @@ from PIL import Image
 from . import REPO_ROOT, runs
 from .data.fetch import sha256
 from .data.prepare import PatchToImage, PreparedDataset, preprocess_tracked
-from .data.registry import load_dataset
+from .data.registry import dataset_cells, load_dataset
 from .errors import CellbenchError, ConfigError, DataError
 from .io import atomic_path, read_json
 from .methods import MethodSpec, get_method
@@ -58,6 +58,12 @@ class Predictor:
     config: dict
     thresholds: dict[str, float]   # source map -> threshold chosen on validation (may be absent)
     min_distance: int | None = None   # the peak spacing (patch pixels) the thresholds were chosen with
+
+    @property
+    def density_scale(self) -> float:
+        """The density scale the localizer was trained with: its run's record, else its dataset's."""
+        old = (self.config.get("targets") or {}).get(self.dataset)   # runs recorded before dataset.yaml held it
+        return float(old["density_scale"]) if old else dataset_cells(self.dataset).density_scale
 
     @classmethod
     def from_run(cls, run_dir: Path, name: str | None = None) -> "Predictor":
@@ -290,11 +296,12 @@ def predict(predictor: Predictor, data: PreparedDataset, device: torch.device, r
     from .stages.localize import min_distance
 
     train = predictor.config["train"]
-    options = {"amp": train.get("amp", False), "channels_last": train.get("channels_last", False)}
+    options = {"amp": train.get("amp", False), "channels_last": train.get("channels_last", False),
+               "stats": predictor.counter.stats}   # the inputs normalised as in its training
     counter = for_inference(predictor.counter.model(predictor.spec, "best"), device, options["channels_last"])
     models = {"counter": counter}
     if predictor.localizer is not None:
-        density_scale = predictor.config["targets"][predictor.dataset]["density_scale"]
+        density_scale = predictor.density_scale
         models["localizer"] = for_inference(predictor.localizer.model(predictor.spec, counter, density_scale),
                                             device, options["channels_last"])
     source = "localizer" if "localizer" in models else "counter"   # the method's points come from its localizer

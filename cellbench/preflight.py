@@ -43,7 +43,7 @@ def cpu_training_steps(config: dict) -> int:
         per_epoch = math.ceil(_patches(dataset) * config["split"]["train"] / t["batch_size"])
         for name in selected_methods(config):
             spec = get_method(name)
-            epochs = (t["epochs"] if spec.trainable else 0) + (config["localizer"]["epochs"] if spec.localizer else 0)
+            epochs = (t["epochs"] if not spec.fitted else 0) + (config["localizer"]["epochs"] if spec.localizer else 0)
             steps += seeds * epochs * per_epoch
     return steps
 
@@ -132,7 +132,7 @@ def step_flops(config: dict, name: str) -> tuple[float, float]:
     from .stages.common import train_settings
 
     spec = get_method(name)
-    if not spec.trainable:
+    if spec.fitted:
         return 0.0, 0.0
     size = train_settings(config, 0, spec=spec).crop_size or DEFAULT_PATCH
     batch, width = config["train"]["batch_size"], config["train"]["width"]
@@ -174,7 +174,7 @@ def gpu_estimate(config: dict, measured: dict | None = None, jobs: int = 1) -> d
             if name not in cache:
                 cache[name] = step_flops(config, name)
             counter, localizer = cache[name]
-            epochs = train_settings(config, 0, spec=spec).epochs if spec.trainable else 0
+            epochs = train_settings(config, 0, spec=spec).epochs if not spec.fitted else 0
             seconds = RUN_OVERHEAD_SECONDS + epochs * (steps * max(counter / flops, MIN_GPU_STEP_SECONDS)
                                                         + VALIDATION_SECONDS)
             if spec.localizer:

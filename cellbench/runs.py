@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import CellbenchError, DamagedFileError
+from .inputs import InputStats
 from .io import atomic_path, read_back
 from .localizer import CounterConditionedLocalizer
 from .methods import MethodSpec, build_localizer, build_model
@@ -74,6 +75,13 @@ class SavedCounter:
     best_val_mae: float
     count_scale: float   # count = sum(output map) / count_scale
     width: float = 1.0   # train.width the network was built at
+    # What its inputs were normalised with (InputStats.to_dict); None: ImageNet's (runs saved before 2026-12-07)
+    input_stats: dict | None = None
+
+    @property
+    def stats(self) -> InputStats:
+        """The input statistics the counter was trained with: feed it images normalised with these."""
+        return InputStats.from_dict(self.input_stats)
 
     def save(self, directory: Path) -> None:
         """counter.pt; counter_last.pt when the last weights are kept, else any earlier one removed."""

@@ -89,7 +89,7 @@ def main() -> int:
             if not (run_dir / runs.METRICS).is_file() or not (run_dir / runs.COUNTER).is_file():
                 continue
             meta, metrics = read_json(run_dir / runs.METADATA), read_json(run_dir / runs.METRICS)
-            if not meta["method"].get("trainable", True) or metrics.get("status") != "trained":
+            if metrics.get("status") not in ("trained", "fitted") or meta["method"].get("floor"):
                 continue
             if not meta["best_val_mae"] <= LEARNED * meta["floor_val_mae"]:
                 print(f"{dataset_dir.name}/{run_dir.parent.name}: best validation MAE {meta['best_val_mae']:.2f} is "

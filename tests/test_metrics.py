@@ -78,14 +78,14 @@ def test_game_from_maps_is_in_original_image_pixels():
     maps = torch.zeros(2, 1, 8, 8)
     maps[0, 0, 0, 0] = 1.0      # patch 0, map pixel (0,0) -> patch (1.5,1.5) -> original (2, 3.5): top-left
     maps[1, 0, 7, 7] = 1.0      # patch 1, map pixel (7,7) -> patch (29.5,29.5) -> original (62, 59.5): bottom-right
-    counts, grids = counts_and_grids(_FixedMaps(maps), data, torch.device("cpu"), stride=4)
+    counts, grids, _ = counts_and_grids(_FixedMaps(maps), data, torch.device("cpu"), stride=4)
     assert counts.tolist() == [2.0] and grids.sum() == 2.0 and grids[0, 0, 0] == 1 and grids[0, 7, 7] == 1
     true = [grid_sums([[2.0 * 1 + 0.5, 2.0 * 2 + 0.5], [29.0 + 32.5, 29.0 * 2 + 0.5]], (64, 64))]
     assert game_metrics(grids, true) == {"game0": 0.0, "game1": 0.0, "game2": 0.0, "game3": 0.0}
     # the same mass in the other patch's corner: right in total, wrong in place
     swapped = torch.zeros(2, 1, 8, 8)
     swapped[0, 0, 7, 7] = swapped[1, 0, 0, 0] = 1.0
-    _, grids = counts_and_grids(_FixedMaps(swapped), data, torch.device("cpu"), stride=4)
+    _, grids, _ = counts_and_grids(_FixedMaps(swapped), data, torch.device("cpu"), stride=4)
     game = game_metrics(grids, true)
     assert game["game0"] == 0.0 and game["game1"] == 4.0 and game["game3"] == 4.0
 

@@ -189,7 +189,7 @@ def _with_metadata(results):
         method = run.parent.name   # dcl trains for its own epochs on this track (its tracks entry)
         meta = {"environment": {"device": "cpu", "torch": "x", "git": {"commit": "abc"}},
                 "config": {"train": {"epochs": 3}, "track": "cpu"}, "initialisation": "random initialisation",
-                "wall_seconds": 6.0, "method": {"name": method, "trainable": method != "mean_count",
+                "wall_seconds": 6.0, "method": {"name": method, "training": "fit" if method == "mean_count" else "gradient",
                                                 "tracks": {"cpu": {"epochs": 2}} if method == "dcl" else {}}}
         (run / "metadata.json").write_text(json.dumps(meta))
         (run / "counter.pt").write_bytes(b"weights")

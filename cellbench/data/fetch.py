@@ -156,7 +156,14 @@ def sha256sums(hashes: dict[str, str]) -> str:
 
 
 def fetch(spec: DatasetSpec, mirror: Path | None, download_dir: Path) -> tuple[Path, dict[str, str]]:
-    """The verified raw root for ``spec``: the mirror when it holds the dataset, else a download."""
+    """The verified raw root for ``spec``: its own ``location`` when its definition names one, else
+    the mirror when it holds the dataset, else a download."""
+    if spec.location is not None:
+        if not (spec.location / spec.folder).is_dir():
+            raise DataError(f"{spec.definition}: location {spec.location} holds no folder {spec.folder}/ (the "
+                            f"dataset's files); put them there, or correct location or folder")
+        log.info("%s: using its own location %s", spec.name, spec.location)
+        return spec.location, verify(spec, spec.location)
     if mirror is not None and (mirror / spec.folder).is_dir():
         root = mirror
         log.info("%s: using the local mirror %s", spec.name, mirror)

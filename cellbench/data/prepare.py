@@ -119,9 +119,19 @@ def _apply_step_tracked(items: list[Tracked], step: dict) -> list[Tracked]:
             out.append((_resize(patch, new_w, new_h), geometry.after_resize((new_w / w, new_h / h))))
         elif kind == "tile":
             out.extend(_tiles_tracked(patch, geometry, h // int(arg), w // int(arg)))
+        elif kind == "rescale":
+            # By a factor, keeping the aspect ratio: brings a dataset's cells to the size the methods expect.
+            new_w, new_h = max(1, int(round(w * float(arg)))), max(1, int(round(h * float(arg))))
+            out.append((_resize(patch, new_w, new_h), geometry.after_resize((new_w / w, new_h / h))))
+        elif kind == "pad_multiple":
+            # Zeros on the right and bottom up to whole multiples of `arg` (then tile): no cell is added.
+            side_w, side_h = -(-w // int(arg)) * int(arg), -(-h // int(arg)) * int(arg)
+            padded = np.zeros((side_h, side_w, 3), dtype=patch[0].dtype)
+            padded[:h, :w] = patch[0]
+            out.append(((padded, patch[1]), geometry))
         else:
             raise ConfigError(f"preprocess: unknown step {kind!r} (known: resize, grid, pad_square, "
-                              f"resize_multiple, tile)")
+                              f"resize_multiple, tile, rescale, pad_multiple)")
     return out
 
 

@@ -162,6 +162,124 @@ def read_dcc(folder: Path) -> list[RawSample]:
     return samples
 
 
+# --- Annotations exported by annotation tools (a dataset of your own: add-dataset) -----------------
+#
+# Pixel-centre conventions, all brought to cellbench's (pixel j covers [j - 0.5, j + 0.5), its centre at j;
+# x to the right, y down, in image pixels):
+#   fiji    Fiji/ImageJ multi-point "Measure" CSV (header " ,X,Y", more columns allowed): ImageJ's pixel i
+#           covers [i, i + 1), a click on it gives X = i + 0.5, so x = X - 0.5 and y = Y - 0.5. The image
+#           must be uncalibrated (Image > Properties: pixel units), else X and Y are in microns.
+#   napari  napari Points layer saved as CSV (header "index,axis-0,axis-1", or without index; the last two
+#           axes are row and column of a 2D image): napari puts pixel centres at integers, so x = axis-1,
+#           y = axis-0.
+#   xy      a CSV with columns x and y (lowercase) in cellbench's own convention.
+#   dots    an image of the same size whose non-zero pixels are dots (the public datasets' form).
+POINT_FORMATS = ("fiji", "napari", "xy", "dots")
+POINT_SUFFIXES = ("", "_points", "-points", "_dots", "-dots", "_annotations")   # stems that pair NAME with NAME<sfx>
+IMAGE_FILES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def point_format(path: Path) -> str:
+    """The annotation format of one file: dots for an image, else read from the CSV's header."""
+    if path.suffix.lower() in IMAGE_FILES:
+        return "dots"
+    try:
+        header = path.open(newline="", encoding="utf-8-sig").readline()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    columns = [c.strip() for c in header.strip().split(",")]
+    if "X" in columns and "Y" in columns:
+        return "fiji"
+    if any(c.startswith("axis-") for c in columns):
+        return "napari"
+    if "x" in columns and "y" in columns:
+        return "xy"
+    raise DataError(f"{path}: not a points CSV cellbench reads: its header {header.strip()!r} has neither X and Y "
+                    f"(Fiji's multi-point Measure), axis-0 and axis-1 (napari), nor x and y; formats: "
+                    f"{', '.join(POINT_FORMATS)}")
+
+
+def read_point_csv(path: Path, fmt: str) -> np.ndarray:
+    """(N, 2) float64 x, y of a points CSV in cellbench's pixel convention (see above)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        return np.zeros((0, 2))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    try:
+        if fmt == "fiji":
+            points = frame[["X", "Y"]].to_numpy(float) - 0.5
+        elif fmt == "napari":
+            axes = sorted((c for c in frame.columns if c.startswith("axis-")), key=lambda c: int(c.split("-")[1]))
+            if len(axes) < 2:
+                raise KeyError("axis-0 and axis-1")
+            points = frame[[axes[-1], axes[-2]]].to_numpy(float)   # column, row of the image's two last axes
+        elif fmt == "xy":
+            points = frame[["x", "y"]].to_numpy(float)
+        else:
+            raise DataError(f"{path}: unknown points format {fmt!r}; known: {', '.join(POINT_FORMATS)}")
+    except KeyError as exc:
+        raise DataError(f"{path}: a {fmt} points CSV needs the column(s) {exc} (found: {', '.join(frame.columns)})") from exc
+    except ValueError as exc:
+        raise DataError(f"{path}: a coordinate is not a number ({exc})") from exc
+    if not np.isfinite(points).all():
+        raise DataError(f"{path}: a coordinate is missing or not finite")
+    return points.reshape(-1, 2)
+
+
+def _annotation_key(path: Path) -> str:
+    stem = path.stem
+    for suffix in sorted(POINT_SUFFIXES, key=len, reverse=True):
+        if suffix and stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+@register_reader("points")
+def read_points(folder: Path, images: str = "images", points: str = "points", format: str = "auto") -> list[RawSample]:
+    """Images in ``folder/images`` paired by name with their annotations in ``folder/points``
+    (NAME.png with NAME.csv, NAME_points.csv, NAME_dots.png, ...), in any of POINT_FORMATS (``auto``:
+    read from each file). Every image without annotation and annotation without image is named."""
+    image_dir, point_dir = _require_dir(folder / images), _require_dir(folder / points)
+    same = image_dir.resolve() == point_dir.resolve()
+    # In one folder, NAME_dots.png is NAME's annotation, not an image of its own.
+    image_files = {p.stem: p for p in sorted(image_dir.iterdir())
+                   if p.is_file() and p.suffix.lower() in IMAGE_FILES and not p.name.startswith(".")
+                   and not (same and _annotation_key(p) != p.stem)}
+    annotations: dict[str, list[Path]] = {}
+    for path in sorted(point_dir.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or not (
+                path.suffix.lower() == ".csv" or path.suffix.lower() in IMAGE_FILES):
+            continue
+        if same and path.stem in image_files and path.suffix.lower() in IMAGE_FILES:
+            continue   # the image itself
+        key = path.stem if path.stem in image_files else _annotation_key(path)
+        annotations.setdefault(key, []).append(path)
+    problems = [f"{len(v)} annotations for {k}: {', '.join(p.name for p in v)}" for k, v in annotations.items()
+                if len(v) > 1]
+    lonely = sorted(set(image_files) - set(annotations))
+    extra = sorted(set(annotations) - set(image_files))
+    if lonely:
+        problems.append(f"{len(lonely)} image(s) without annotation: {', '.join(image_files[k].name for k in lonely)}")
+    if extra:
+        problems.append(f"{len(extra)} annotation(s) without image: {', '.join(annotations[k][0].name for k in extra)}")
+    if problems:
+        raise DataError(f"{folder}: " + "; ".join(problems) + f". Each image in {image_dir} needs one annotation of "
+                        f"its name in {point_dir} (NAME.csv, NAME_points.csv or a dot image NAME_dots.png)")
+    if not image_files:
+        raise DataError(f"{image_dir}: no images ({', '.join(IMAGE_FILES)})")
+    samples = []
+    for stem, image in image_files.items():
+        annotation = annotations[stem][0]
+        fmt = point_format(annotation) if format == "auto" else format
+        samples.append(RawSample(stem, image, annotation, stem, "nonzero" if fmt == "dots" else f"csv_{fmt}"))
+    return samples
+
+
 def read_image(path: Path) -> Image.Image:
     """Open and fully decode an image; a truncated or corrupted file is refused by name."""
     try:
@@ -191,6 +309,17 @@ def decode_dots(img: Image.Image, fmt: str) -> np.ndarray:
 def load_sample(sample: RawSample) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 image (H, W, 3) and float64 dot coordinates (N, 2) as (x, y) pixel centres."""
     image = read_image(sample.image_path)
+    if sample.dots_format.startswith("csv_"):   # points exported by an annotation tool
+        points = read_point_csv(sample.dots_path, sample.dots_format[len("csv_"):])
+        width, height = image.size
+        outside = (points[:, 0] < -0.5) | (points[:, 1] < -0.5) | (points[:, 0] >= width - 0.5) | \
+                  (points[:, 1] >= height - 0.5)
+        if outside.any():
+            x, y = points[np.argmax(outside)]
+            raise DataError(f"{sample.dots_path}: {int(outside.sum())} point(s) outside its image {sample.image_path} "
+                            f"({width}x{height}), first at x={x:g}, y={y:g}: another image's points, or coordinates in "
+                            f"microns (set the image's scale to pixels in Fiji before measuring)")
+        return np.asarray(image.convert("RGB")), points
     dots_img = read_image(sample.dots_path)
     if image.size != dots_img.size:
         raise DataError(f"{sample.dots_path}: annotation is {dots_img.size[0]}x{dots_img.size[1]} but its "

@@ -5,7 +5,7 @@ The keys of ``dataset.yaml`` are described in ``workflow/schemas/dataset.schema.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import project_root
@@ -17,6 +17,15 @@ from .readers import RawSample, get_reader
 
 
 @dataclass(frozen=True)
+class Cells:
+    """What the stages know of a dataset's cells (``cells`` in its dataset.yaml), from one place."""
+    spacing: float                 # median nearest-neighbour distance between dots, original-image pixels
+    sigma: float                   # density targets' Gaussian sigma, patch pixels
+    density_scale: float = 100.0   # density maps are multiplied by this for pixel losses
+    signal_channels: tuple[int, ...] = (0, 1, 2)   # channels that hold the cells' signal
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     title: str
@@ -24,13 +33,21 @@ class DatasetSpec:
     reader: str
     urls: tuple[str, ...]
     preprocess: tuple[dict, ...]
-    paper: dict
+    paper: dict | None
     definition_dir: Path
+    cells: Cells = Cells(spacing=1.0, sigma=1.0)
     type: str = "real"
     citation: str = ""
     manual_download: str | None = None
     drive_folder: str | None = None  # id of a public Google Drive folder, downloaded with gdown
     allow_empty_images: bool = False   # images whose annotation has no dot are real (else refused)
+    location: Path | None = None       # the folder holding ``folder`` when it is not in the mirror
+    reader_options: dict = field(default_factory=dict)   # keyword arguments of the reader (points: folders, format)
+
+    @property
+    def paper_error_unit(self) -> str:
+        """The unit the DCL paper's Table 2 errors of this dataset fit: image or patch."""
+        return (self.paper or {}).get("error_unit", "image")
 
     @property
     def definition(self) -> Path:
@@ -60,7 +77,7 @@ class DatasetSpec:
             reader = load_callable(self.definition_dir, self.reader, self.definition)
         else:
             reader = get_reader(self.reader)
-        return reader(root / self.folder)
+        return reader(root / self.folder, **self.reader_options)
 
 
 def datasets_dir() -> Path:
@@ -74,13 +91,27 @@ def available_datasets() -> list[str]:
 def load_dataset(name: str) -> DatasetSpec:
     path = datasets_dir() / name / "dataset.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available_datasets())}")
-    raw = validate_schema(load_yaml(path), "dataset", str(path), "workflow/schemas/dataset.schema.yaml")
+        raise ConfigError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available_datasets())} "
+                          f"(a dataset of your own: python -m cellbench add-dataset)")
+    raw = validate_schema(load_yaml(path), "dataset", str(path), "datasets/README.md")
     if raw["name"] != name:
         raise ConfigError(f"{path}: name {raw['name']!r} differs from its folder's name {name!r}")
+    location = None
+    if raw["location"]:
+        location = Path(raw["location"]).expanduser()
+        location = location if location.is_absolute() else project_root() / location
+    cells = raw["cells"]
     return DatasetSpec(
         name=raw["name"], title=raw["title"], folder=raw["folder"], reader=raw["reader"],
         urls=tuple(raw["urls"]), preprocess=tuple(raw["preprocess"]), paper=raw["paper"],
         definition_dir=path.parent, type=raw["type"], citation=raw["citation"],
         manual_download=raw["manual_download"], drive_folder=raw["drive_folder"],
-        allow_empty_images=raw["allow_empty_images"])
+        allow_empty_images=raw["allow_empty_images"], location=location, reader_options=raw["reader_options"],
+        cells=Cells(spacing=float(cells["spacing"]), sigma=float(cells["sigma"]),
+                    density_scale=float(cells["density_scale"]),
+                    signal_channels=tuple(int(c) for c in cells["signal_channels"])))
+
+
+def dataset_cells(name: str) -> Cells:
+    """The cell knowledge of dataset ``name`` (its dataset.yaml's ``cells``)."""
+    return load_dataset(name).cells

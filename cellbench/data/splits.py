@@ -31,15 +31,21 @@ def split_sizes(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return {"train": n_train, "test": n_test, "val": n_val}
 
 
+def has_groups(groups: list[str]) -> bool:
+    """Whether some group holds more than one image (MBM's slides); VGG's and ADI's do not."""
+    return len(set(groups)) < len(groups)
+
+
 def make_split(image_ids: list[str], groups: list[str], ratios: dict[str, float], seed: int,
                grouped: bool = False) -> dict[str, list[str]]:
-    """Assign every image to exactly one of train/test/val; with ``grouped``, whole groups move."""
+    """Assign every image to exactly one of train/test/val; with ``grouped``, whole groups move (val
+    first: it holds at least one whole group). A dataset without groups is split the same either way."""
     order = sorted(range(len(image_ids)), key=lambda i: image_ids[i])
     ids = [image_ids[i] for i in order]
     grps = [groups[i] for i in order]
     rng = np.random.default_rng(seed)
     sizes = split_sizes(len(ids), ratios)
-    if not grouped:
+    if not grouped or not has_groups(grps):
         perm = rng.permutation(len(ids))
         cut1, cut2 = sizes["train"], sizes["train"] + sizes["val"]
         parts = {"train": perm[:cut1], "val": perm[cut1:cut2], "test": perm[cut2:]}

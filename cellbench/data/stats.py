@@ -24,7 +24,7 @@ def dataset_stats(spec: DatasetSpec, data: PreparedDataset) -> dict:
         "cells_std": float(counts.std()),  # population std (divides by n), as the dataset README
         "cells_min": int(counts.min()),
         "cells_max": int(counts.max()),
-        "paper_image_size": spec.paper.get("size"),
-        "paper_cells_mean": spec.paper.get("cells_mean"),
-        "paper_cells_std": spec.paper.get("cells_std"),
+        "paper_image_size": (spec.paper or {}).get("size"),
+        "paper_cells_mean": (spec.paper or {}).get("cells_mean"),
+        "paper_cells_std": (spec.paper or {}).get("cells_std"),
     }

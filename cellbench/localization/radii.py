@@ -12,11 +12,11 @@ one cell diameter. The radii are 1/4, 1/2 and 3/4 of the spacing:
 * 3/4 spacing forgives points on the cell's edge (coarse localization; beyond it a point is often
   nearer another cell).
 
-The spacings are the median nearest-neighbour distances between the dots of all images of the
-data mirror (``median_spacing``; checked in tests/test_localization.py): VGG 8.54, MBM 27.07,
-ADI 8.94 pixels, rounded to half pixels below. DCC (not in the mirror) has 34 +- 22 cells on
-images of 306x322 to 798x788 pixels; its spacing is provisional and must be measured when its
-data arrive.
+The spacing of a dataset is its definition's ``cells.spacing`` (datasets/<NAME>/dataset.yaml):
+the median nearest-neighbour distance between the dots of all its images (``median_spacing``;
+checked in tests/test_localization_geometry.py): VGG 8.54, MBM 27.07, ADI 8.94 pixels, rounded to
+half pixels there. DCC (not in the mirror) has 34 +- 22 cells on images of 306x322 to 798x788
+pixels; its spacing is provisional until its data are measured. ``add-dataset`` measures it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from typing import Iterable
 import numpy as np
 from scipy.spatial import cKDTree
 
-# Median nearest-neighbour distance between dots, original-image pixels.
-SPACING: dict[str, float] = {"VGG": 8.5, "MBM": 27.0, "ADI": 9.0, "DCC": 30.0}
 FRACTIONS: tuple[float, ...] = (0.25, 0.5, 0.75)
 PRIMARY_FRACTION = 0.5
 
@@ -41,12 +39,10 @@ class Radii:
 
 
 def radii_for(dataset: str, spacing: float | None = None) -> Radii:
-    """The radii of ``dataset`` (``spacing`` overrides the table, e.g. for a new dataset)."""
+    """The radii of ``dataset``, from its definition's cell spacing (``spacing`` overrides it)."""
     if spacing is None:
-        if dataset not in SPACING:
-            raise KeyError(f"no cell spacing known for dataset {dataset!r} (known: {', '.join(SPACING)}): "
-                           f"measure it with median_spacing and pass it")
-        spacing = SPACING[dataset]
+        from ..data.registry import dataset_cells
+        spacing = dataset_cells(dataset).spacing
     values = tuple(float(f * spacing) for f in FRACTIONS)
     return Radii(dataset, values, float(PRIMARY_FRACTION * spacing))
 

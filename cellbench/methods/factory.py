@@ -24,14 +24,17 @@ from .registry import MethodSpec
 WIDTH_ARGUMENT = "width_multiplier"
 
 
-def _construct(factory: Callable, options: dict, pretrained: str, where: str, width: float = 1.0) -> nn.Module:
+def _construct(factory: Callable, options: dict, pretrained: str, where: str, width: float = 1.0,
+               any_width: bool = False) -> nn.Module:
+    """The model from its factory; ``any_width``: a model without channels (a fitted method) is
+    built whatever ``train.width`` says."""
     kwargs = copy.deepcopy(options)
     parameters = inspect.signature(factory).parameters
     if "pretrained" in parameters:
         kwargs["pretrained"] = pretrained
     if WIDTH_ARGUMENT in parameters:
         kwargs[WIDTH_ARGUMENT] = width
-    elif width != 1.0:
+    elif width != 1.0 and not any_width:
         raise MethodError(f"{where}: train.width is {width:g} but the model takes no {WIDTH_ARGUMENT!r} argument; "
                           f"a model that can be built narrower accepts it and scales its channels "
                           f"(methods/README.md, the contract), or run it with train.width: 1")
@@ -85,7 +88,10 @@ def build_model(spec: MethodSpec, pretrained: str = "none", sizes: Iterable[int]
     """The method's counter network at channel width ``width``; its output checked at each input
     size in ``sizes``."""
     factory = load_callable(spec.directory, spec.model, spec.definition, MethodError)
-    model = _construct(factory, spec.options, pretrained, str(spec.definition), width)
+    model = _construct(factory, spec.options, pretrained, str(spec.definition), width, any_width=spec.fitted)
+    if spec.fitted and not callable(getattr(model, "fit", None)):
+        raise MethodError(f"{spec.definition}: training: fit, but the model {spec.model} has no fit(data) method "
+                          f"(cellbench.training.fitting; methods/README.md, fitted methods)")
     check_output(model, spec.stride, f"{spec.definition} ({spec.model})", sizes=sizes)
     check_activation(model, spec.output, f"{spec.definition} ({spec.model})")
     return model
@@ -138,7 +144,8 @@ def validate_method(spec: MethodSpec, sizes: Iterable[int], width: float = 1.0) 
     build_model(spec, "none", sizes, width)
     if spec.localizer:
         build_localizer(spec, sizes, width)
-    resolve_loss(spec)
+    if not spec.fitted:   # a fitted method has no loss
+        resolve_loss(spec)
 
 
 def _loss_function(spec: MethodSpec) -> Callable:
@@ -152,7 +159,10 @@ def _loss_function(spec: MethodSpec) -> Callable:
 
 def method_target(spec: MethodSpec) -> str:
     """The method's target: its ``target`` key and its loss's declared target (``loss_target``)
-    must agree; either alone decides; neither is refused (a default would hide a mismatch)."""
+    must agree; either alone decides; neither is refused (a default would hide a mismatch). A fitted
+    method has no loss: its own ``target`` (count, when it gives none: its map sums to the count)."""
+    if spec.fitted:
+        return spec.target or "count"
     declared = getattr(_loss_function(spec), "target", None)
     if spec.target and declared and spec.target != declared:
         raise MethodError(f"{spec.definition}: target is {spec.target!r} but its loss {spec.loss} compares against "

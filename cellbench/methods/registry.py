@@ -42,9 +42,14 @@ class MethodSpec:
     reference: bool = False
     ablation_of: str | None = None
     output: dict | None = None      # {layer, activation}: the layer the trainer initialises
-    trainable: bool = True
+    training: str = "gradient"   # or "fit": the model's fit(data) on the training split (training/fitting.py)
     floor: bool = False
     tracks: dict = field(default_factory=dict)   # {track: {lr, localizer_lr}}: chosen per track
+
+    @property
+    def fitted(self) -> bool:
+        """Fitted once on the training split, without gradient steps (no deep learning)."""
+        return self.training == "fit"
 
     def track_settings(self, track: str) -> dict:
         """This method's own settings on ``track`` (empty when it has none)."""
@@ -63,8 +68,9 @@ def _validated(raw: dict, where: str) -> dict:
 
 
 def _spec(name: str, directory: Path, raw: dict, base: str | None) -> MethodSpec:
-    keys = {k: raw[k] for k in ("description", "model", "options", "stride", "target", "loss", "loss_options", "localizer",
-                                "paper_name", "reference", "ablation_of", "output", "trainable", "floor", "tracks")}
+    keys = {k: raw.get(k) for k in ("description", "model", "options", "stride", "target", "loss", "loss_options",
+                                    "localizer", "paper_name", "reference", "ablation_of", "output", "training",
+                                    "floor", "tracks")}
     return MethodSpec(name=name, directory=directory, base=base, **keys)
 
 
@@ -176,4 +182,11 @@ def describe(spec: MethodSpec) -> dict:
     return {"name": spec.name, "base": spec.base, "model": spec.model, "options": spec.options,
             "stride": spec.stride, "target": spec.target, "loss": spec.loss, "loss_options": spec.loss_options,
             "localizer": spec.localizer,
-            "output": spec.output, "trainable": spec.trainable, "tracks": spec.tracks}
+            "output": spec.output, "training": spec.training, "floor": spec.floor, "tracks": spec.tracks}
+
+
+def fitted_method(described: dict | None) -> bool:
+    """Whether a run's recorded method (``describe``'s dict in its metadata.json) was fitted without
+    gradients; runs recorded before ``training`` said ``trainable: false``."""
+    described = described or {}
+    return described.get("training", "gradient" if described.get("trainable", True) else "fit") == "fit"

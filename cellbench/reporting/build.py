@@ -12,10 +12,12 @@ import pandas as pd
 from ..config import seeds_of, subset_runs
 from ..errors import ConfigError
 from ..io import read_csv, read_json, write_text
+from ..data.registry import load_dataset
 from ..methods import discover, selected_methods
 from ..runs import COUNTER_LOG, LOCALIZATION, PREDICTIONS, run_dir
 from . import plots, tables
 from .collect import (classic_numbers, localization_per_seed, paired_differences, paper_numbers, per_seed_metrics,
+                      published_numbers,
                       subset_metrics, summarise, summarise_subsets)
 from .track import track_caption
 
@@ -37,11 +39,15 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     paper_names = {m: specs[m].paper_name for m in methods}
 
     floors = [m for m in methods if specs[m].floor]
+    fitted = [m for m in methods if specs[m].fitted]
     track = track_caption(config)
-    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors, track)
+    units = {d: load_dataset(d).paper_error_unit for d in datasets}
+    frame, grid = tables.table2(summary, paper, datasets, methods, paper_names, floors, track, units, fitted)
     tables.write_table(frame, grid, out / "table2")
-    frame, grid = tables.table_game(summary, datasets, methods, floors, track)
+    frame, grid = tables.table_game(summary, datasets, methods, floors, track, fitted=fitted)
     tables.write_table(frame, grid, out / "table2_game")
+    frame, grid = tables.table_published(published_numbers(), summary, datasets, track)
+    tables.write_table(frame, grid, out / "published_anchors")
     frame, grid = tables.table3(summary, paper, datasets, ablation_pairs(specs, methods), paper_names, floors, track)
     tables.write_table(frame, grid, out / "table3")
     stats = [read_json(results / "stats" / f"{d}.json") for d in datasets if (results / "stats" / f"{d}.json").is_file()]
@@ -59,17 +65,27 @@ def build_reports(config: dict, results: Path, out: Path, methods: list[str] | N
     write_text(out / "localization_per_seed.csv", localization.to_csv(index=False, float_format="%.4f"))
     failures = {(d, m): text for d in datasets for m in methods
                 if (text := tables.failure_text(summary, d, m, _seeds_run(summary, d, m)))}
-    frame, grid = tables.table4(localization, datasets, methods, failures, track)
+    frame, grid = tables.table4(localization, datasets, methods, failures, track, fitted)
     tables.write_table(frame, grid, out / "table4_localization")
     frame, grid = tables.table4_paired(localization, datasets)
     tables.write_table(frame, grid, out / "table4_paired")
 
-    selection = per_seed[per_seed["present"]][["dataset", "method", "seed", "best_epoch", "best_val_mae", "mae",
-                                               "last_epoch_mae"]] if "best_val_mae" in per_seed else per_seed
-    write_text(out / "model_selection.csv", selection.to_csv(index=False, float_format="%.4f"))
+    write_text(out / "model_selection.csv", model_selection(per_seed).to_csv(index=False, float_format="%.4f"))
 
     plots.mae_by_method(summary, datasets, methods, out / "figures" / "mae_by_method", track)
     write_text(out / "README.md", _readme(config, out))
+
+
+def model_selection(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per run: its status, the selected epoch and its validation MAE, and the test MAE of the selected
+    epoch beside the last epoch's (how much selection on the small validation split moves a number)."""
+    done = per_seed[per_seed["present"]]
+    if "best_val_mae" not in done:
+        return done
+    frame = done[["dataset", "method", "seed", "status", "best_epoch", "best_val_mae", "mae", "last_epoch_mae"]]
+    frame = frame.rename(columns={"best_epoch": "selected_epoch", "best_val_mae": "selected_val_mae",
+                                  "mae": "test_mae_selected", "last_epoch_mae": "test_mae_last_epoch"})
+    return frame.assign(selected_minus_last=frame["test_mae_selected"] - frame["test_mae_last_epoch"])
 
 
 def build_data_efficiency(config: dict, results: Path, out: Path) -> None:
@@ -194,7 +210,7 @@ number from their `localization.csv` files (`python -m cellbench localize`).
 | `figures/data_efficiency.{{png,pdf}}` | the same as a figure: one panel per dataset, log-scaled training-images axis |
 | `table3.{{csv,md,tex}}` | each ablation beside its full method (DCL with and without global message passing), improvement in %, beside the paper's Table 3 |
 | `paired.{{csv,md}}` | paired comparisons of the reference method (DCL) against each method on the same seeds and splits |
-| `model_selection.csv` | per run: best validation MAE, its epoch, test MAE of the selected model and of the last epoch (how noisy selection on the small validation split is) |
+| `model_selection.csv` | per run: its status, the selected epoch and its validation MAE, the test MAE of the selected epoch beside the last epoch's and their difference (how much selection on the small validation split moves a number) |
 | `per_seed_metrics.csv` | MAE / RMSE / MSE of every run (NaN and present=False for a missing run) |
 | `figures/mae_by_method.{{png,pdf}}` | test MAE per method and dataset, error bars = std over seeds |
 | `figures/pred_vs_true_<dataset>.{{png,pdf}}` | predicted against true count per test image, one panel per method on shared axes |

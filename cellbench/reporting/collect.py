@@ -14,17 +14,27 @@ from ..metrics import GAME_LEVELS, count_metrics
 from ..runs import LOCALIZATION, METRICS, PREDICTIONS, run_dir
 
 PAPER_CSV = Path(__file__).with_name("paper_dcl_miccai2024.csv")
-# Other published VGG-cells results at 32 and 64 training images (other protocols; see the file).
-CLASSIC_CSV = Path(__file__).with_name("classic_vgg_cells.csv")
+# Published per-image results on these datasets under other protocols (the file says where each comes from).
+PUBLISHED_CSV = Path(__file__).with_name("published_results.csv")
 GAME_COLUMNS = [f"game{L}" for L in GAME_LEVELS]
+#: The per-patch error of a dataset whose images are several patches (metrics.json's per_patch).
+PATCH_METRICS = ("mae", "rmse")
+PATCH_COLUMNS = [f"patch_{k}" for k in PATCH_METRICS]
 
 
 def paper_numbers() -> pd.DataFrame:
     return pd.read_csv(PAPER_CSV)
 
 
+def published_numbers() -> pd.DataFrame:
+    """Published per-image errors (other protocols): the anchors beside Table 2."""
+    return pd.read_csv(PUBLISHED_CSV, comment="#")
+
+
 def classic_numbers() -> pd.DataFrame:
-    return pd.read_csv(CLASSIC_CSV, comment="#")
+    """The classic VGG-cells results at 32 and 64 training images, for the data-efficiency study."""
+    published = published_numbers()
+    return published[published["dataset"] == "VGG"].reset_index(drop=True)
 
 
 def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
@@ -36,7 +46,7 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                 path = run_dir(results, dataset, method, seed) / PREDICTIONS
                 row = {"dataset": dataset, "method": method, "seed": seed, "mae": np.nan, "rmse": np.nan,
                        "mse": np.nan, "n_images": 0, "present": path.is_file(), "collapsed": False,
-                       "did_not_learn": False}
+                       "did_not_learn": False, "status": None}
                 if path.is_file():
                     frame = read_csv(path, "per-image predictions (predictions.csv)", ("true_count", "pred_count"))
                     row.update(count_metrics(frame["true_count"], frame["pred_count"]))
@@ -50,7 +60,10 @@ def per_seed_metrics(results: Path, datasets, methods, seeds) -> pd.DataFrame:
                         row["last_epoch_mae"] = (metrics.get("last_epoch") or {}).get("mae")
                         row["collapsed"] = metrics.get("status") == "collapsed"
                         row["did_not_learn"] = metrics.get("status") == "did not learn"
+                        row["status"] = metrics.get("status", "trained")
                         row.update({g: metrics.get(g, np.nan) for g in GAME_COLUMNS})
+                        per_patch = metrics.get("per_patch") or {}
+                        row.update({f"patch_{k}": per_patch.get(k, np.nan) for k in PATCH_METRICS})
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -101,7 +114,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
         done = group[group["present"]]
         out = {"n_seeds": len(done), "n_collapsed": int(done["collapsed"].sum()),
                "n_did_not_learn": int(done["did_not_learn"].sum()) if "did_not_learn" in done else 0}
-        for metric in ("mae", "rmse", *(g for g in GAME_COLUMNS if g in done)):
+        for metric in ("mae", "rmse", *(g for g in (*GAME_COLUMNS, *PATCH_COLUMNS) if g in done)):
             values = done[metric].to_numpy(float)
             out[f"{metric}_mean"] = values.mean() if len(values) else np.nan
             out[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan

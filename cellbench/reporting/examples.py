@@ -17,6 +17,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from ..data.prepare import PreparedDataset
+from ..data.registry import dataset_cells
 from ..inputs import normalise
 from ..io import read_json
 from ..methods import get_method
@@ -51,18 +52,18 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
     test_ids = read_json(split_file)["test"][: max(config["report"]["example_images"], 1)]
     test = data.subset(test_ids)
     first_patch = [int(np.flatnonzero(test.patch_image == i)[0]) for i in range(len(test_ids))]
-    maps = []  # (title, model, scale): the map divided by scale is cells per map pixel
-    density_scale = config["targets"][dataset]["density_scale"]
+    maps = []  # (title, model, scale, input statistics): the map divided by scale is cells per map pixel
+    density_scale = dataset_cells(dataset).density_scale
     for method in methods:
         run = run_dir(results, dataset, method, seed)
         if not (run / COUNTER).is_file():
             continue
         spec, saved = get_method(method), SavedCounter.read(run)
         model = saved.model(spec).eval()
-        maps.append((f"{method} counter", model, saved.count_scale))
+        maps.append((f"{method} counter", model, saved.count_scale, saved.stats))
         if spec.localizer and (run / LOCALIZER).is_file():
             wrapped = SavedLocalizer.read(run).model(spec, model, density_scale).eval()
-            maps.append((f"{method} localizer", wrapped, density_scale))
+            maps.append((f"{method} localizer", wrapped, density_scale, saved.stats))
     rows, cols = _grid(2 + len(maps), MAX_COLUMNS)
     fig, axes = plt.subplots(rows * len(first_patch), cols, figsize=(2.25 * cols, 2.1 * rows * len(first_patch) + 0.6),
                              squeeze=False, layout="constrained")
@@ -76,10 +77,10 @@ def example_figure(config: dict, dataset: str, seed: int, prepared: Path, split_
         panels[1].imshow(image)
         panels[1].scatter(points[:, 0], points[:, 1], s=2, c="yellow")
         panels[1].set_title(f"ground truth\n{len(points)} cells")
-        x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
-        for ax, (title, model, scale) in zip(panels[2:], maps):
+        raw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        for ax, (title, model, scale, stats) in zip(panels[2:], maps):
             with torch.no_grad():
-                out = model(x)[0, 0].float().numpy() / scale
+                out = model(normalise(raw, stats))[0, 0].float().numpy() / scale
             # extent: a stride-s map covers the same 256x256 pixels as the image beside it
             im = ax.imshow(out, cmap="magma", extent=(0, size, size, 0), interpolation="nearest")
             # a few ticks, with an offset where the range is narrow: "%.2g" printed seven identical labels

@@ -18,6 +18,7 @@ import pandas as pd
 from ..data.splits import subset_suffix
 from ..errors import CellbenchError
 from ..io import read_json, write_text
+from ..methods.registry import fitted_method
 from ..runs import COUNTER_LOG, LOCALIZER_LOG, METADATA, METRICS, PREDICTIONS, TIMING, run_dir
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _runs(results: Path, per_seed: pd.DataFrame, subsets: pd.DataFrame | None = 
 def _epochs(metas: list[dict]) -> str:
     """The counters' epochs of the runs, e.g. "30 (countception: 15)": the config's, and those of
     the methods whose ``tracks`` entry sets their own on the run's track."""
-    trained = [m for m in metas if (m.get("method") or {}).get("trainable", True)]
+    trained = [m for m in metas if not fitted_method(m.get("method"))]
     per_method: dict[str, set[int]] = {}
     for m in trained:
         method = m.get("method") or {}

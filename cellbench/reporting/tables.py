@@ -15,6 +15,9 @@ import pandas as pd
 from ..io import write_text
 
 METRIC_LABELS = {"mae": "MAE", "rmse": "MSE (=RMSE)"}
+#: Table 2's error per patch, beside the error per image, for a dataset whose images are several patches.
+PATCH_LABELS = {"patch_mae": "MAE per patch", "patch_rmse": "MSE (=RMSE) per patch"}
+NO_DEEP_LEARNING = "no deep learning"
 MISSING = "missing"
 BELOW_FLOOR = "†"
 
@@ -89,22 +92,39 @@ def _with_track(title: str, notes: list[str], track: str | None, extra: str = ""
     return f"{title} ({track.split(':')[0]})", [f"{track}. {extra}".rstrip(), *notes]
 
 
+def table2_metrics(summary: pd.DataFrame, dataset: str) -> dict[str, str]:
+    """Table 2's columns of ``dataset``: MAE and RMSE per image, and per patch where its images are
+    cut into several patches (MBM's quarters, DCC's tiles: the runs' metrics.json has per_patch)."""
+    rows = summary[summary["dataset"] == dataset]
+    patched = "patch_mae_mean" in rows and rows["patch_mae_mean"].notna().any()
+    if not patched:
+        return dict(METRIC_LABELS)
+    return {"mae": "MAE per image", "rmse": "MSE (=RMSE) per image", **PATCH_LABELS}
+
+
 def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], methods: list[str],
            paper_names: dict[str, str | None], floors: list[str] | None = None,
-           track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+           track: str | None = None, paper_units: dict[str, str] | None = None,
+           fitted: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
     """Our methods on every dataset (mean ± std over seeds), and, when the runs follow the paper's
-    protocol (``track`` None), the paper's value and the difference.
+    protocol (``track`` None), the paper's value and the difference. Datasets cut into several
+    patches get the error per patch beside the error per image; the paper's value stands in the
+    unit it matches (``paper_units``: {dataset: image or patch}, from the datasets' definitions).
+    Methods in ``fitted`` (no deep learning: the floor, the classical counter) say so in their row.
 
     A method with a collapsed seed shows "collapsed", one with a seed that did not learn "did not
     learn", never a number; one whose mean is not below the floor baseline's (``floors``, e.g.
     mean_count) is marked with a dagger. ``track``: the caption of another experiment (the CPU
     track, the smoke run): its numbers are not comparable with the paper's, which are left out."""
-    floors = floors or []
+    floors, fitted, paper_units = floors or [], set(fitted or []), paper_units or {}
     tidy, cells, best = [], {}, {}
+    labels = {d: table2_metrics(summary, d) for d in datasets}
     # Table 2 rows first; a method only in Table 3 (the ablation) takes its numbers from there.
     p2 = paper.sort_values("table", kind="stable").drop_duplicates(["method", "dataset"])
     for dataset in datasets:
-        for metric in METRIC_LABELS:
+        for metric in labels[dataset]:
+            # The paper's number stands beside the unit it matches (per patch on MBM: README, Differences).
+            paper_here = (paper_units.get(dataset, "image") == "patch") == metric.startswith("patch_")
             means = {}
             for method in methods:
                 row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
@@ -115,9 +135,12 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
                 floor = _floor_means(summary, floors, dataset, metric)
                 beats_floor = None if method in floors or math.isnan(floor) or math.isnan(mean) else bool(mean < floor)
                 ref = p2[(p2["method"] == paper_names.get(method)) & (p2["dataset"] == dataset)]
-                paper_value = float(ref[metric].iloc[0]) if len(ref) and track is None else float("nan")
+                paper_metric = metric.removeprefix("patch_")
+                paper_value = (float(ref[paper_metric].iloc[0]) if len(ref) and track is None and paper_here
+                               else float("nan"))
                 tidy.append({"dataset": dataset, "method": method, "paper_name": paper_names.get(method),
-                             "metric": METRIC_LABELS[metric], "mean": mean, "std": std, "n_seeds": n,
+                             "metric": labels[dataset][metric], "no_deep_learning": method in fitted,
+                             "mean": mean, "std": std, "n_seeds": n,
                              "n_collapsed": n_collapsed, "n_did_not_learn": n_not_learned, "beats_floor": beats_floor,
                              "paper": paper_value, "diff_vs_paper": mean - paper_value})
                 cells[(method, dataset, metric)] = (mean, std, n, paper_value, beats_floor)
@@ -129,15 +152,16 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
             if means:
                 best[(dataset, metric)] = min(means, key=means.get)
     frame = pd.DataFrame(tidy)
-    frame["best"] = [best.get((r.dataset, next(k for k, v in METRIC_LABELS.items() if v == r.metric))) == r.method
+    frame["best"] = [best.get((r.dataset, next(k for k, v in labels[r.dataset].items() if v == r.metric))) == r.method
                      for r in frame.itertuples()]
-    columns = ["method", "row"] + [f"{d} {METRIC_LABELS[m]}" for d in datasets for m in METRIC_LABELS]
+    columns = ["method", "row"] + [f"{d} {label}" for d in datasets for label in labels[d].values()]
     rows, bold = [], set()
     for method in methods:
-        ours = [method, "ours (mean ± std, n seeds)"]
+        kind = f"ours, {NO_DEEP_LEARNING}" if method in fitted else "ours"
+        ours = [method, f"{kind} (mean ± std, n seeds)"]
         ref, diff = [method, f"paper ({paper_names.get(method) or '-'})"], [method, "ours - paper"]
         for dataset in datasets:
-            for metric in METRIC_LABELS:
+            for metric in labels[dataset]:
                 mean, std, n, paper_value, beats_floor = cells[(method, dataset, metric)]
                 if best.get((dataset, metric)) == method:
                     bold.add((len(rows), len(ours)))
@@ -152,12 +176,23 @@ def table2(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], meth
                 delta = mean - paper_value
                 diff.append(f"{delta:+.2f}" if not math.isnan(delta) else "-")
         rows += [ours] + ([ref, diff] if track is None else [])
+    patched = [d for d in datasets if "patch_mae" in labels[d]]
     notes = ["MSE (=RMSE): the paper's 'MSE' is the root of the mean squared error; ours is computed the same way.",
+             *([f"Per image: an image's count is the sum of its patches' (the primary error, as SAU-Net's, "
+                f"Count-ception's and Proto4DME's evaluations); per patch: each of the patches an image is cut into "
+                f"({', '.join(patched)}). "
+                + (f"The paper's numbers stand beside the unit they fit: per patch for "
+                   f"{', '.join(d for d in patched if paper_units.get(d) == 'patch')} (README, Differences)."
+                   if track is None else "")] if patched else []),
+             *([f"'{NO_DEEP_LEARNING}': a method fitted on the training split without gradient training "
+                f"({', '.join(sorted(fitted & set(methods)))}); no training crops or epochs."]
+               if fitted & set(methods) else []),
              "Bold: lowest mean in that column among our methods that beat the floor (the floor itself is left out "
              "of the comparison). 'missing': the run has no predictions.csv.",
              "'collapsed': the collapse guard stopped a seed (predictions stayed far from the true counts); "
-             "'did not learn': a seed's best validation MAE stayed at 0.9 x the floor's or above; no number is "
-             "shown for either (per_seed_metrics.csv has them).",
+             "'did not learn': at a seed's selected epoch, its validation MAE was not below 0.9 x the best "
+             "constant's, or its predictions hardly varied between images or did not follow the truth; no number "
+             "is shown for either (per_seed_metrics.csv has them).",
              f"{BELOW_FLOOR}: not better than the floor ({', '.join(floors) or 'none run'}: the training split's mean "
              f"count for every image)."]
     title, notes = _with_track("Table 2: counting error per dataset", notes, track, PAPER_NOT_SHOWN)
@@ -243,13 +278,48 @@ def table3(summary: pd.DataFrame, paper: pd.DataFrame, datasets: list[str], pair
     return pd.DataFrame(tidy), Grid(title, columns, table_rows, bold, notes)
 
 
+def table_published(published: pd.DataFrame, summary: pd.DataFrame, datasets: list[str],
+                    track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+    """Published per-image errors on these datasets (other protocols), beside our best method's and
+    the floor's: where a reader can place Table 2. ``published``: ``collect.published_numbers``."""
+    rows, tidy = [], []
+    for dataset in datasets:
+        here = published[published["dataset"] == dataset]
+        ours = summary[(summary["dataset"] == dataset) & (summary["n_seeds"] > 0)
+                       & (summary["n_collapsed"] == 0) & (summary["n_did_not_learn"] == 0)]
+        best = ours.loc[ours["mae_mean"].idxmin()] if len(ours) else None
+        for r in here.itertuples():
+            std = None if pd.isna(r.mae_std) else float(r.mae_std)
+            rows.append([dataset, r.method, _fmt(float(r.mae), std), str(int(r.train_images)), r.splits,
+                         r.initialisation, r.source])
+            tidy.append({"dataset": dataset, "method": r.method, "mae": r.mae, "mae_std": r.mae_std,
+                         "train_images": r.train_images, "splits": r.splits, "initialisation": r.initialisation,
+                         "source": r.source, "checked": r.checked, "ours": False})
+        if best is not None and len(here):
+            rows.append([dataset, f"{best['method']} (cellbench, lowest of Table 2)",
+                         _fmt(best["mae_mean"], best["mae_std"], int(best["n_seeds"])), "this track's split",
+                         "seeds", "this track's", "Table 2"])
+            tidy.append({"dataset": dataset, "method": best["method"], "mae": best["mae_mean"],
+                         "mae_std": best["mae_std"], "ours": True})
+    notes = ["MAE per image (an image's patches summed), mean ± std over the authors' splits; other protocols "
+             "(training-set sizes, splits, network widths and initialisation): a place to stand, not a target, "
+             "and no row is comparable run for run with ours.",
+             "cellbench/reporting/published_results.csv gives each number's source and what could be checked of it."]
+    title, notes = _with_track("Published per-image results (other protocols)", notes, track)
+    columns = ["dataset", "method", "MAE per image", "training images", "splits", "initialisation", "source"]
+    return pd.DataFrame(tidy), Grid(title, columns, rows, set(), notes)
+
+
 def table1(stats: list[dict]) -> tuple[pd.DataFrame, Grid]:
     frame = pd.DataFrame(stats)
     columns = ["dataset", "type", "images", "patches", "image size (ours)", "cells per image (ours)",
                "image size (paper)", "cells per image (paper)"]
+    def paper(value) -> str:   # a dataset the paper did not use has no paper values
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     rows = [[s["dataset"], s["type"], str(s["images"]), str(s["patches"]), s["image_size"],
-             f"{s['cells_mean']:.2f} ± {s['cells_std']:.2f}", str(s["paper_image_size"]),
-             f"{s['paper_cells_mean']} ± {s['paper_cells_std']}"] for s in stats]
+             f"{s['cells_mean']:.2f} ± {s['cells_std']:.2f}", paper(s.get("paper_image_size")),
+             "-" if paper(s.get("paper_cells_mean")) == "-" else f"{s['paper_cells_mean']} ± {s['paper_cells_std']}"]
+            for s in stats]
     notes = ["Standard deviations divide by n. Counts are from the dot annotations of the copy used.",
              "ADI: the copy used gives fewer cells than the paper's Table 1 (155 ± 36 against 165 ± 44); "
              "the paper's figure could not be reproduced from the public files."]
@@ -313,8 +383,14 @@ def _f1_cell(mean: float, std: float, n: int) -> str:
     return "undefined" if math.isnan(mean) else _fmt(mean, std, n, digits=3)
 
 
+def method_cell(method: str, fitted: set[str] | list[str] | None) -> str:
+    """A method's name in a table's first column, marked when it has no deep learning (``fitted``)."""
+    return f"{method} ({NO_DEEP_LEARNING})" if fitted and method in fitted else method
+
+
 def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str],
-           failures: dict[tuple[str, str], str] | None = None, track: str | None = None) -> tuple[pd.DataFrame, Grid]:
+           failures: dict[tuple[str, str], str] | None = None, track: str | None = None,
+           fitted: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
     """Localization F1 at each dataset's primary radius, mean ± std over seeds, per method, source
     map and rule (``localization``: ``collect.localization_per_seed``). Bold: highest mean F1 of a
     column. A method with no localization.csv is "missing"; a localizer row appears only for
@@ -331,7 +407,7 @@ def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str],
                    ((primary["method"] == method) & (primary["source"] == s)).any()]
         for source in sources:
             for rule in RULE_LABELS:
-                row = [method, SOURCE_LABELS[source], RULE_LABELS[rule]]
+                row = [method_cell(method, fitted), SOURCE_LABELS[source], RULE_LABELS[rule]]
                 for dataset in datasets:
                     runs = primary[(primary["dataset"] == dataset) & (primary["method"] == method)
                                    & (primary["source"] == source) & (primary["rule"] == rule)]
@@ -354,7 +430,10 @@ def table4(localization: pd.DataFrame, datasets: list[str], methods: list[str],
              "threshold: peaks above a threshold chosen per run on the validation split; count-guided: the "
              "round(predicted count) highest peaks, the count from the run's counter.",
              "'missing': no localization.csv for the method on that dataset; 'undefined': no true and no "
-             "predicted points; '(collapsed / did not learn k of n seeds)': the counter of that many seeds failed."]
+             "predicted points; '(collapsed / did not learn k of n seeds)': the counter of that many seeds failed.",
+             *([f"'{NO_DEEP_LEARNING}': fitted on the training split without gradient training; a classical "
+                f"counter's map holds 1 at each maximum it keeps, so its points are its maxima."]
+               if fitted and set(fitted) & set(methods) else [])]
     title, notes = _with_track("Table 4: localization F1 per dataset and method", notes, track)
     return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)
 
@@ -401,7 +480,7 @@ GAME_LABELS = {f"game{L}": f"GAME({L})" for L in range(4)}
 
 def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], floors: list[str] | None = None,
                track: str | None = None, runs: str | None = None,
-               ran: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Grid]:
+               ran: dict[str, list[str]] | None = None, fitted: list[str] | None = None) -> tuple[pd.DataFrame, Grid]:
     """GAME(0-3) per method and dataset, mean ± std over seeds (beside Table 2): how much of a
     count that is right in total is right in place. Runs evaluated before GAME was recorded show
     'not recorded'. The floor (``floors``) is shown but never bold: its flat map can beat a
@@ -423,7 +502,7 @@ def table_game(summary: pd.DataFrame, datasets: list[str], methods: list[str], f
             if means:
                 best[(dataset, game)] = min(means, key=means.get)
     for method in methods:
-        cells = [method]
+        cells = [method_cell(method, fitted)]
         for dataset in datasets:
             row = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
             n = int(row["n_seeds"].iloc[0]) if len(row) else 0
@@ -523,6 +602,6 @@ def table_data_efficiency(summary: pd.DataFrame, classic: pd.DataFrame, datasets
              "'[k failed]': k runs collapsed or did not learn; their MAE is in the mean.",
              "published: other protocols (full-width networks trained to convergence, Lempitsky & Zisserman's "
              "100 test images, averaged over several training sets): a reference point, not a target "
-             "(reporting/classic_vgg_cells.csv says where each number comes from)."]
+             "(reporting/published_results.csv says where each number comes from)."]
     title, notes = _with_track("Data efficiency: test MAE against training images", notes, track)
     return pd.DataFrame(tidy), Grid(title, columns, rows, bold, notes)

@@ -39,9 +39,10 @@ def inference_model(model: torch.nn.Module, device: torch.device, config: dict) 
     return for_inference(model, device, config["train"]["channels_last"])
 
 
-def inference_options(config: dict) -> dict:
-    """Keyword arguments of ``inference.patch_outputs`` from the config."""
-    return {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"]}
+def inference_options(config: dict, stats=None) -> dict:
+    """Keyword arguments of ``inference.patch_outputs`` from the config and the run's input
+    statistics (``SavedCounter.stats``)."""
+    return {"amp": config["train"]["amp"], "channels_last": config["train"]["channels_last"], "stats": stats}
 
 
 def learning_rate(config: dict, spec: MethodSpec | None, stage: str = "counter") -> float:
@@ -78,7 +79,9 @@ def train_settings(config: dict, seed: int, stage: str = "counter", spec: Method
         val_every=t["val_every"], checkpoint_seconds=60.0 * t["checkpoint_minutes"], seed=seed,
         warmup_epochs=overrides.get("warmup_epochs", t["warmup_epochs"]), collapse_low=t["collapse"]["low"],
         collapse_high=t["collapse"]["high"], collapse_patience=t["collapse"]["patience"],
-        did_not_learn_ratio=t["did_not_learn_ratio"], epoch_patches=subset["epoch_patches"] if subset else None)
+        did_not_learn_ratio=t["did_not_learn_ratio"], min_spread=t["did_not_learn_spread"],
+        min_correlation=t["did_not_learn_correlation"], ema_epochs=overrides.get("ema_epochs", t["ema_epochs"]),
+        epoch_patches=subset["epoch_patches"] if subset else None)
 
 
 def setup(config: dict, seed: int, threads: int | None, training: bool = True) -> torch.device:

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from .. import runs
+from ..data.registry import dataset_cells
 from ..inference import count_images, counts_and_grids
 from ..inputs import images_tensor
 from ..io import atomic_path, read_json, write_json
 from ..methods import get_method
 from ..localization.geometry import true_points
-from ..metrics import count_metrics, game_metrics, grid_sums
+from ..metrics import count_metrics, game_metrics, grid_sums, patch_metrics
 from .common import inference_model, inference_options, load_split, setup
 
 
@@ -25,13 +26,14 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     spec = get_method(method)
     test = load_split(prepared, split_file, "test", config["train"]["max_images"]["test"])
     images = images_tensor(test)
-    options = inference_options(config)
     columns = {"image_id": test.image_ids, "true_count": test.image_counts}
     saved = runs.SavedCounter.read(run_dir)
+    options = inference_options(config, saved.stats)
     best = inference_model(saved.model(spec, "best"), device, config)
     tic, grid_timing = time.perf_counter(), {}
-    columns["pred_count"], pred_grids = counts_and_grids(best, test, device, saved.count_scale, spec.stride,
-                                                         images=images, timing=grid_timing, **options)
+    columns["pred_count"], pred_grids, pred_patches = counts_and_grids(best, test, device, saved.count_scale,
+                                                                       spec.stride, images=images, timing=grid_timing,
+                                                                       **options)
     seconds = time.perf_counter() - tic - grid_timing["grid_seconds"]   # inference alone, as before GAME
     true_grids = [grid_sums(points, size) for points, size in zip(true_points(test), test.image_sizes)]
     if saved.last is not None:  # train.keep_last_weights
@@ -41,7 +43,7 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     localizer_metrics = None
     if spec.localizer:
         loc = runs.SavedLocalizer.read(run_dir)
-        wrapped = inference_model(loc.model(spec, best, config["targets"][dataset]["density_scale"]), device, config)
+        wrapped = inference_model(loc.model(spec, best, dataset_cells(dataset).density_scale), device, config)
         columns["localizer_count"] = count_images(wrapped, test, device, loc.count_scale, images=images, **options)
         localizer_metrics = count_metrics(test.image_counts, columns["localizer_count"])
     frame = pd.DataFrame(columns)
@@ -50,14 +52,17 @@ def evaluate_stage(config: dict, dataset: str, method: str, seed: int, prepared:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     metrics = count_metrics(frame["true_count"], frame["pred_count"])
     metrics.update(game_metrics(pred_grids, true_grids))
+    metrics["per_patch"] = patch_metrics(test.patch_counts(), pred_patches, test.patch_image)
     metadata = read_json(run_dir / runs.METADATA) if (run_dir / runs.METADATA).is_file() else {}
     metrics.update({
         "dataset": dataset, "method": method, "seed": seed,
         "status": metadata.get("status", "trained"), "collapse": metadata.get("collapse"),
         "train_images": metadata.get("train_images"), "subset": metadata.get("subset"),
-        "note": "rmse is what the DCL paper and this literature call 'MSE'; mse is the plain mean squared error; "
-                "game<L> is GAME(L): the image cut into 4^L equal cells, the absolute count error summed over "
-                "them, averaged over images, in original-image pixels (game0 is the mae)",
+        "note": "mae and rmse are per image (an image's patches summed); rmse is what the DCL paper and this "
+                "literature call 'MSE'; mse is the plain mean squared error; per_patch: the same per patch, for a "
+                "dataset whose images are cut into several patches (MBM, DCC; null otherwise); game<L> is GAME(L): "
+                "the image cut into 4^L equal cells, the absolute count error summed over them, averaged over "
+                "images, in original-image pixels (game0 is the mae)",
         "best_epoch": saved.best_epoch, "best_val_mae": saved.best_val_mae,
         "last_epoch": (count_metrics(frame["true_count"], frame["pred_count_last_epoch"])
                        if "pred_count_last_epoch" in frame else None),

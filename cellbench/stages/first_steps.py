@@ -19,6 +19,7 @@ import torch
 
 from ..data.prepare import PreparedDataset
 from ..device import seed_everything
+from ..inputs import stats_for
 from ..methods import build_model, get_method
 from ..training.batches import make_batch, plan_epoch
 from ..training.trainer import Trainer
@@ -34,11 +35,16 @@ HEALTHY = (0.2, 5.0)
 def first_steps(config: dict, dataset: str, method: str, train: PreparedDataset, val: PreparedDataset, steps: int,
                 seed: int, setting: str = "default") -> list[dict]:
     """Per step: loss, mean predicted and true count of the batch (the output before the step's
-    update), their ratio and the learning rate; the shared trainer's steps, on the CPU."""
+    update), their ratio and the learning rate; the shared trainer's steps, on the CPU. A method
+    fitted without gradients has no steps: no rows."""
     seed_everything(seed, False)
     spec = get_method(method)
+    if spec.fitted:
+        log.info("%s: fitted without gradient steps (training: fit): no first steps to record", method)
+        return []
     settings = train_settings(config, seed, spec=spec)
-    task = counter_task(config, dataset, spec, build_model(spec, "none", width=config["train"]["width"]), seed)
+    model = build_model(spec, "none", width=config["train"]["width"])
+    task = counter_task(config, dataset, spec, model, seed, stats_for(model.init_description, train))
     # No checkpoint or log is ever written: only train_step is called, never fit.
     trainer = Trainer(task, train, val, settings, torch.device("cpu"), Path(os.devnull), Path(os.devnull))
     trainer.initialise_output()
@@ -49,13 +55,8 @@ def first_steps(config: dict, dataset: str, method: str, train: PreparedDataset,
             if step == steps:
                 break
             batch = make_batch(trainer.train_data, plan, i, task.stride, settings.channels_last)
-            lr = trainer.optimizer.param_groups[0]["lr"] if trainer.optimizer else 0.0
-            if task.trainable:
-                loss, pred = trainer.train_step(batch)
-            else:
-                with torch.no_grad():
-                    pred = trainer.model(batch.images)
-                loss = task.loss(pred, batch)
+            lr = trainer.optimizer.param_groups[0]["lr"]
+            loss, pred = trainer.train_step(batch)
             predicted = float(pred.float().sum()) / task.count_scale / len(batch.counts)
             true = float(batch.counts.sum()) / len(batch.counts)
             step += 1

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from .. import runs
+from ..data.registry import dataset_cells
 from ..data.prepare import PreparedDataset
 from ..inference import patch_outputs
 from ..inputs import images_tensor
@@ -135,15 +136,15 @@ def localize_stage(config: dict, dataset: str, method: str, seed: int, prepared:
     device = setup(config, seed, threads, training=False)
     spec = get_method(method)
     val, test = load_splits(config, prepared, split_file, "val", "test")
-    options = inference_options(config)
     radii = radii_for(dataset)
     distance = min_distance(test, dataset)
     saved = runs.SavedCounter.read(run_dir)
+    options = inference_options(config, saved.stats)
     counter = inference_model(saved.model(spec, "best"), device, config)
     models = {"counter": counter}
     if spec.localizer:
         loc = runs.SavedLocalizer.read(run_dir)
-        models["localizer"] = inference_model(loc.model(spec, counter, config["targets"][dataset]["density_scale"]),
+        models["localizer"] = inference_model(loc.model(spec, counter, dataset_cells(dataset).density_scale),
                                               device, config)
     truths = {"val": true_points(val), "test": true_points(test)}
     rows, points, summary = [], [], {}

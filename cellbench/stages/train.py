@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from .. import runs
+from ..data.registry import dataset_cells
+from ..inputs import InputStats, stats_for
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
 from ..methods import (MethodSpec, build_localizer, build_model, describe, get_method, method_target, resolve_loss,
@@ -21,15 +23,17 @@ from .common import load_splits, setup, split_subset, train_settings
 log = logging.getLogger(__name__)
 
 
-def counter_task(config: dict, dataset: str, spec: MethodSpec, model: torch.nn.Module, seed: int) -> Task:
-    """What the trainer fits for a method's counter on a dataset."""
-    target = config["targets"][dataset]
-    density = method_target(spec) == "density"
-    return Task(model=model, loss=resolve_loss(spec), stride=spec.stride,
-                count_scale=target["density_scale"] if density else 1.0,
-                sigma=target["sigma"] if density else None, density_scale=target["density_scale"] if density else 1.0,
-                output=spec.output, trainable=spec.trainable, label=f"{dataset} / {spec.name} / seed {seed}",
-                where=str(spec.definition))
+def counter_task(config: dict, dataset: str, spec: MethodSpec, model: torch.nn.Module, seed: int,
+                 stats: InputStats | None = None) -> Task:
+    """What the trainer fits for a method's counter on a dataset; ``stats``: what its inputs are
+    normalised with (``inputs.stats_for``)."""
+    target = dataset_cells(dataset)
+    density = not spec.fitted and method_target(spec) == "density"   # a fitted method's map is a count map
+    return Task(model=model, loss=None if spec.fitted else resolve_loss(spec), stride=spec.stride,
+                count_scale=target.density_scale if density else 1.0,
+                sigma=target.sigma if density else None, density_scale=target.density_scale if density else 1.0,
+                output=None if spec.fitted else spec.output, fitted=spec.fitted, floor=spec.floor, input_stats=stats,
+                label=f"{dataset} / {spec.name} / seed {seed}", where=str(spec.definition))
 
 
 def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Path, split_file: Path,
@@ -41,7 +45,8 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     train, val = load_splits(config, prepared, split_file, "train", "val")
     width = config["train"]["width"]
     model = build_model(spec, config["train"]["pretrained"], training_sizes(config, spec), width)
-    task = counter_task(config, dataset, spec, model, seed)
+    stats = stats_for(getattr(model, "init_description", ""), train)
+    task = counter_task(config, dataset, spec, model, seed, stats)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
     subset = split_subset(split_file)
@@ -50,7 +55,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     runs.SavedCounter(method=method, best=result.state_dict,
                       last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
-                      count_scale=task.count_scale, width=width).save(run_dir)
+                      count_scale=task.count_scale, width=width, input_stats=stats.to_dict()).save(run_dir)
     write_json(run_dir / runs.METADATA, {
         "dataset": dataset, "method": describe(spec), "seed": seed, "config": config,
         "initialisation": getattr(model, "init_description", "not reported by the model"),
@@ -58,7 +63,10 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
         "val_images": len(val.image_ids), "best_epoch": result.best_epoch,
         "best_val_mae": result.best_val_mae, "wall_seconds": time.time() - tic,
         "status": result.status, "collapse": result.collapsed,
-        "floor_val_mae": result.floor_val_mae, "did_not_learn": result.did_not_learn,
+        "floor_val_mae": result.floor_val_mae, "floor": "the best constant's validation MAE (median count)",
+        "did_not_learn": result.did_not_learn, "did_not_learn_reasons": result.did_not_learn_reasons,
+        "val_spread": result.val_spread, "val_correlation": result.val_correlation,
+        "epochs": result.epochs, "fit": result.fitted, "input_stats": stats.to_dict(),
         "output_bias": result.output_bias,
         "warmup_epochs": config["train"]["warmup_epochs"],
         "method_files": (files := method_files(spec.directory)),
@@ -80,15 +88,17 @@ def localizer_stage(config: dict, dataset: str, method: str, seed: int, prepared
     tic = time.time()
     device = setup(config, seed, threads)
     spec = get_method(method)
-    counter = runs.SavedCounter.read(run_dir).model(spec)
-    target = config["targets"][dataset]
+    saved = runs.SavedCounter.read(run_dir)
+    counter = saved.model(spec)
+    target = dataset_cells(dataset)
     localizer = build_localizer(spec, training_sizes(config, spec), config["train"]["width"])
-    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target["density_scale"])
+    model = CounterConditionedLocalizer(counter, localizer, spec.stride, target.density_scale)
     train, val = load_splits(config, prepared, split_file, "train", "val")
     output = spec.localizer.get("output")
-    task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target["density_scale"],
-                sigma=target["sigma"], density_scale=target["density_scale"],
+    task = Task(model=model, loss=LOSSES["density_mse"], stride=1, count_scale=target.density_scale,
+                sigma=target.sigma, density_scale=target.density_scale,
                 output=dict(output, layer=f"localizer.{output['layer']}") if output else None,
+                input_stats=saved.stats,   # the image reaches the localizer as it reaches the counter
                 label=f"{dataset} / {method} localizer / seed {seed}", where=f"{spec.definition} (localizer)")
     result = fit(task, train, val, train_settings(config, seed, "localizer", spec, split_subset(split_file)), device,
                  run_dir / runs.LOCALIZER_CHECKPOINT, run_dir / runs.LOCALIZER_LOG)

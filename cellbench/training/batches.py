@@ -15,7 +15,7 @@ from functools import cached_property
 import torch
 
 from ..data.prepare import PreparedDataset
-from ..inputs import images_tensor, normalise
+from ..inputs import InputStats, images_tensor, normalise
 from .targets import density_map, dot_map, sum_pool
 
 
@@ -73,9 +73,10 @@ class DeviceDataset:
     """A split's patches with their dot maps (and scaled density maps) on ``device``."""
 
     def __init__(self, data: PreparedDataset, device: torch.device, sigma: float | None = None,
-                 density_scale: float = 1.0):
+                 density_scale: float = 1.0, stats: InputStats | None = None):
         h, w = data.images.shape[1:3]
         self.images = images_tensor(data).to(device)
+        self.stats = stats   # what batches are normalised with (ImageNet's when None)
         self.density_scale = density_scale
         self.dots = torch.stack([dot_map(data.patch_points(p), h, w) for p in range(len(data.images))])[:, None].to(device)
         # The dots' pixel coordinates per patch, padded to the most dots of any patch: (P, N, 2) and (P, N).
@@ -179,5 +180,5 @@ def make_batch(ds: DeviceDataset, plan: EpochPlan, step: int, stride: int, chann
     points = augment_points(ds.points[index], ds.point_mask[index], draws, tuple(ds.images.shape[-2:]),
                             plan.crop_size)
     density = sum_pool(tensors[2], stride) if ds.density is not None else None
-    return Batch(images=normalise(tensors[0], channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
+    return Batch(images=normalise(tensors[0], ds.stats, channels_last), counts=tensors[1].sum(dim=(1, 2, 3)), density=density,
                  dots=tensors[1], density_scale=ds.density_scale, point_set=points)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import init_new_layers, scaled, vgg_channels, vgg_features
+from cellbench.backbones import before_pool, conv_block, from_scratch, init_new_layers, scaled, vgg_channels, vgg_features
 
 
 class CSRNet(nn.Module):
@@ -13,10 +13,11 @@ class CSRNet(nn.Module):
                  pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
         features, self.init_description = vgg_features("vgg16", pretrained, width_multiplier)
-        self.frontend = features[:23]  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools
+        self.frontend = before_pool(features, 4)  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools
         layers, cin = [], vgg_channels(width_multiplier)
+        norm = from_scratch(self.init_description)   # batch norm after a random trunk, as the trunk has
         for cout in (scaled(c, width_multiplier) for c in backend):
-            layers += [nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+            layers.append(conv_block(cin, cout, 3, norm=norm, dilation=dilation))
             cin = cout
         self.backend = nn.Sequential(*layers)
         self.output = nn.Conv2d(cin, 1, kernel_size=1)

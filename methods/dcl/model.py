@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import vgg_channels, vgg_features
+from cellbench.backbones import before_pool, vgg_channels, vgg_features
 
 
 class GlobalMessagePassing(nn.Module):
@@ -70,13 +70,14 @@ class GlobalMessagePassing(nn.Module):
 
 class DCLCounter(nn.Module):
     """Counter: VGG-19 features without the last max-pool (stride 16), bilinear x2 (stride 8),
-    GMP (or the identity), 1x1 conv to one channel, softplus (a non-negative density)."""
+    GMP (or the identity), 1x1 conv to one channel, softplus (a non-negative density). Trained from
+    scratch the trunk is VGG-19-BN (``cellbench.backbones``)."""
 
     def __init__(self, gmp: bool = True, num_points: int = 9, init_radius: float = 2.0,
                  combine: str = "residual", pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
         features, self.init_description = vgg_features("vgg19", pretrained, width_multiplier)
-        self.trunk = features[:-1]  # drop the last max-pool
+        self.trunk = before_pool(features, 5)  # drop the last max-pool
         channels = vgg_channels(width_multiplier)
         # The head is built before GMP, so that at one seed the model with and without GMP draw
         # the same trunk and head weights: the ablation is paired at initialisation.

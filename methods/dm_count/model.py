@@ -11,18 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import scaled, vgg_channels, vgg_features
+from cellbench.backbones import before_pool, conv_block, from_scratch, scaled, vgg_channels, vgg_features
 
 
 class DMCount(nn.Module):
     def __init__(self, pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
         features, self.init_description = vgg_features("vgg19", pretrained, width_multiplier)
-        self.features = features[:-1]  # all 16 convs, without the last max-pool: stride 16
+        self.features = before_pool(features, 5)  # all 16 convs, without the last max-pool: stride 16
         c256, c128 = scaled(256, width_multiplier), scaled(128, width_multiplier)
-        self.regression = nn.Sequential(
-            nn.Conv2d(vgg_channels(width_multiplier), c256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c256, c128, 3, padding=1), nn.ReLU(inplace=True))
+        norm = from_scratch(self.init_description)   # batch norm after a random trunk, as the trunk has
+        self.regression = nn.Sequential(conv_block(vgg_channels(width_multiplier), c256, 3, norm=norm),
+                                        conv_block(c256, c128, 3, norm=norm))
         self.density = nn.Conv2d(c128, 1, kernel_size=1)
         self.relu = nn.ReLU()
         # The new layers keep PyTorch's default initialisation, as in the original code.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import init_new_layers, scaled
+from cellbench.backbones import conv_block, init_new_layers, scaled
 
 # (kernel, channels) of the four convolutions of each column; max-pools after the first two.
 COLUMNS = (
@@ -19,7 +19,8 @@ def _column(spec, in_channels: int, width: float) -> nn.Sequential:
     layers, cin = [], in_channels
     for i, (kernel, cout) in enumerate(spec):
         cout = scaled(cout, width)
-        layers += [nn.Conv2d(cin, cout, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
+        # Batch norm: MCNN always starts from random initialisation (cellbench.backbones, conv_block).
+        layers.append(conv_block(cin, cout, kernel, norm=True))
         if i < 2:
             layers.append(nn.MaxPool2d(2))
         cin = cout
@@ -31,7 +32,7 @@ class MCNN(nn.Module):
         super().__init__()
         self.columns = nn.ModuleList(_column(spec, in_channels, width_multiplier) for spec in COLUMNS)
         self.fuse = nn.Conv2d(sum(scaled(spec[-1][1], width_multiplier) for spec in COLUMNS), 1, kernel_size=1)
-        self.init_description = "random initialisation (MCNN has no pretrained trunk)"
+        self.init_description = "random initialisation (MCNN has no pretrained trunk; batch norm)"
         # He-normal, not the original's N(0, 0.01): see README.md (with it the features reaching the
         # output are ~1e-3 of the input's and the model stays at its starting output).
         init_new_layers([self.columns, self.fuse], self.init_description)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cellbench.backbones import scaled, vgg_features
+from cellbench.backbones import conv_block, from_scratch, scaled, vgg_features
 
 # Per level, from the deepest (level 5, stride 16) to level 1: the encoder stage's channels (the
 # skip), and the decoder's middle and output channels. A level's decoder takes its skip
@@ -55,7 +55,8 @@ class SASNet(nn.Module):
         decoder = decoder_channels(width_multiplier)
         # Encoder stages: full resolution, then strides 2, 4, 8, 16 (the last max-pool is unused).
         self.stages = nn.ModuleList([features[0:6], features[6:13], features[13:23], features[23:33], features[33:43]])
-        self.decoders = nn.ModuleList(nn.Sequential(*_conv_relu(cin, mid), *_conv_relu(mid, cout))
+        norm = from_scratch(self.init_description)   # batch norm after a random trunk, as the trunk has
+        self.decoders = nn.ModuleList(nn.Sequential(conv_block(cin, mid, 3, norm=norm), conv_block(mid, cout, 3, norm=norm))
                                       for cin, mid, cout in decoder)
         out_channels = [cout for _, _, cout in decoder]
         # Density head per level: multi-branch module, then a 1x1 conv with ReLU (non-negative density).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellbench.backbones import init_new_layers, scaled, vgg_channels, vgg_features
+from cellbench.backbones import before_pool, conv_block, from_scratch, init_new_layers, scaled, vgg_channels, vgg_features
 
 
 class SpatialPass(nn.Module):
@@ -37,10 +37,11 @@ class SFCN(nn.Module):
                  encoder_kernel: int = 9, pretrained: str = "none", width_multiplier: float = 1.0):
         super().__init__()
         features, self.init_description = vgg_features("vgg16", pretrained, width_multiplier)
-        self.frontend = features[:23]  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools (stride 8)
+        self.frontend = before_pool(features, 4)  # conv1_1 .. conv4_3 with ReLU: 10 convs, 3 pools (stride 8)
         layers, cin = [], vgg_channels(width_multiplier)
+        norm = from_scratch(self.init_description)   # batch norm after a random trunk, as the trunk has
         for cout in (scaled(c, width_multiplier) for c in backend):
-            layers += [nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+            layers.append(conv_block(cin, cout, 3, norm=norm, dilation=dilation))
             cin = cout
         self.backend = nn.Sequential(*layers)
         self.encoder = nn.Sequential(SpatialPass(cin, encoder_kernel, dim=2),   # down-up (convDU)

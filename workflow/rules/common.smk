@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from cellbench.config import coerce_command_line_strings, seeds_of, subset_runs
+from cellbench.config import check_datasets, coerce_command_line_strings, seeds_of, subset_runs
 from cellbench.data.splits import subset_suffix
 from cellbench.config import validate as validate_config
 from cellbench.errors import CellbenchError
@@ -16,6 +16,8 @@ from cellbench.runs import run_path
 
 try:
     validated = validate_config(coerce_command_line_strings(config))
+    # Refused before any job runs, not after the counters trained: every dataset's definition and files.
+    check_datasets(validated)
     # A broken method folder stops the workflow only when the config selects it.
     METHODS = selected_methods(validated)
     METHOD_SPECS = discover()
@@ -25,9 +27,22 @@ except CellbenchError as exc:
 config.clear()
 config.update(validated)
 
+
+onstart:
+    # The configuration against the machine, once a real run starts (not in a dry run): the full
+    # protocol on a CPU stops here with its estimated time unless asked for (CELLBENCH_ALLOW_CPU=1 or
+    # train.device: cpu), as `bash run.sh full` always did. Jobs sent to a cluster run on its GPU nodes,
+    # not on this machine: not checked here.
+    if workflow.local_exec:
+        from cellbench.preflight import preflight
+
+        message = preflight(config)
+        if message:
+            raise WorkflowError(f"cellbench: {message}")
+
 DATASETS = config["datasets"]
 LOCALIZED = [m for m in METHODS if METHOD_SPECS[m].localizer]
-TRAIN_SECTIONS = ("track", "train", "localizer", "targets")
+TRAIN_SECTIONS = ("track", "train", "localizer")
 # GPUs a run job asks for (Snakemake resource `gpu`; on SLURM, `--gpus`).
 GPUS = 0 if config["train"]["device"] == "cpu" else 1
 PREPARED = "results/prepared/{dataset}/patches.npz"
@@ -43,6 +58,14 @@ def config_json(*sections):
     if "train" in chosen:
         chosen["train"] = {k: v for k, v in chosen["train"].items() if k != "threads"}
     return json.dumps(chosen, sort_keys=True)
+
+
+def dataset_cells_json(dataset):
+    """A dataset's cell knowledge (its dataset.yaml's cells: spacing, sigma, density scale), as JSON:
+    a change to it reruns that dataset's runs, and only them."""
+    from dataclasses import asdict
+    from cellbench.data.registry import dataset_cells
+    return json.dumps(asdict(dataset_cells(dataset)), sort_keys=True)
 
 
 def run_outputs(name, datasets=None):

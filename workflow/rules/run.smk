@@ -30,6 +30,7 @@ rule run:
         method=rf"(?!{LOCALIZED_PATTERN}(?![A-Za-z0-9_]))[A-Za-z0-9_]+",
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
+        cells=lambda w: dataset_cells_json(w.dataset),
         run_dir=subpath(output.metrics, parent=True),
     threads: run_threads
     resources:
@@ -56,6 +57,7 @@ rule run_localized:
         method=LOCALIZED_PATTERN,
     params:
         config=lambda w: config_json(*TRAIN_SECTIONS),
+        cells=lambda w: dataset_cells_json(w.dataset),
         run_dir=subpath(output.metrics, parent=True),
     threads: run_threads
     resources:
