@@ -38,8 +38,10 @@ def _predict(args: argparse.Namespace) -> int:
               "(python -m cellbench predict --list)", file=sys.stderr)
         return 2
     predictor = predict.Predictor.from_run(args.run) if args.run else predict.Predictor.shipped(args.model)
+    predictor.grey_channels = predict.grey_channels(args.grey_into)
     paths, problems = predict.find_images(args.inputs)
-    data, unreadable = predict.load_images(paths, predict.preprocessing(predictor.dataset, args.like, args.scale))
+    data, unreadable = predict.load_images(paths, predict.preprocessing(predictor.dataset, args.like, args.scale),
+                                           predictor.grey_into)
     problems += unreadable
     for problem in problems:
         print(f"cellbench predict: {problem}", file=sys.stderr)
@@ -49,8 +51,11 @@ def _predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     result = predict.predict(predictor, data, device, args.rule)
     predict.write_outputs(args.out, predictor, data, result, overlays=not args.no_overlays)
+    outside = int((result.counts["domain_warning"] != "").sum())
     print(f"cellbench predict: {len(result.counts)} image(s) counted with {predictor.name} on {device}; "
-          f"{args.out / 'counts.csv'}" + (f"; {len(problems)} problem(s) above" if problems else ""))
+          f"{args.out / 'counts.csv'}" + (f"; {len(problems)} problem(s) above" if problems else "")
+          + (f"; {outside} image(s) outside what the model was trained on (warnings above, counts.csv's "
+             f"domain_warning): check their counts" if outside else ""))
     return 1 if problems else 0
 
 
@@ -147,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="points: above the run's validation threshold, or the count-guided rule (auto: the "
                            "threshold where the run chose one)")
     pred.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda")
+    pred.add_argument("--grey-into", default="auto",
+                      help="the channel(s) a single-channel image is put into: auto (those the model's dataset has "
+                           "its signal in: VGG's blue), all, or names/numbers (red,green,blue or 0,1,2)")
     pred.add_argument("--no-overlays", action="store_true", help="counts and points only")
     own = sub.add_parser("add-dataset", help="a dataset of your own: images and their annotations (Fiji, napari, CSV "
                                              "or dot images) measured and written to datasets/NAME/")

@@ -31,9 +31,11 @@ from . import REPO_ROOT, runs
 from .data.fetch import sha256
 from .data.prepare import PatchToImage, PreparedDataset, preprocess_tracked
 from .data.registry import dataset_cells, load_dataset
+from .domain import Domain, place_grey, warnings_for
 from .errors import CellbenchError, ConfigError, DataError
 from .io import atomic_path, read_json
 from .methods import MethodSpec, get_method
+from .methods.registry import fitted_method
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ MODELS_DIR = REPO_ROOT / "models"
 MODELS_MANIFEST = MODELS_DIR / "SHA256SUMS"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 PROGRESS_EVERY = 25   # images between progress lines
+SINGLE = "single channel"   # what load_images records of a grey image (in image_groups)
 PATCH_SIZE = 256      # the patches every model is trained on (cellbench.data.prepare)
 
 
@@ -58,6 +61,23 @@ class Predictor:
     config: dict
     thresholds: dict[str, float]   # source map -> threshold chosen on validation (may be absent)
     min_distance: int | None = None   # the peak spacing (patch pixels) the thresholds were chosen with
+    grey_channels: tuple[int, ...] | None = None   # where a single-channel image goes (None: the signal channels)
+
+    @property
+    def grey_into(self) -> tuple[int, ...]:
+        """The channels a single-channel image is put into: ``--grey-into``, else the model's signal channels."""
+        return tuple(self.grey_channels or self.domain.signal_channels)
+
+    @property
+    def domain(self) -> Domain | None:
+        """What the model was trained on: its record, else (a run saved before 2026-12-07) what its
+        dataset's definition and input statistics tell."""
+        recorded = Domain.from_dict(self.counter.domain)
+        if recorded is not None:
+            return recorded
+        stats = self.counter.stats
+        return Domain(dataset_cells(self.dataset).signal_channels,
+                      stats.mean if stats.source == "training split" else None, None)
 
     @property
     def density_scale(self) -> float:
@@ -118,17 +138,23 @@ def verify_shipped(folder: Path) -> None:
 
 
 def list_shipped() -> str:
-    lines = ["model            method size   test MAE (floor)  trained on"]
+    """The shipped models, one line each: name, method, size, test MAE, the floor's test MAE, and what it
+    was trained on."""
+    header = ("model", "method", "size", "test MAE", "floor MAE", "trained on")
+    rows = []
     for name in shipped_models():
         meta = read_json(MODELS_DIR / name / runs.METADATA)
         metrics = read_json(MODELS_DIR / name / runs.METRICS) if (MODELS_DIR / name / runs.METRICS).is_file() else {}
         size = sum(p.stat().st_size for p in (MODELS_DIR / name).glob("*.pt")) / 1e6
         floor = meta.get("shipped", {}).get("floor_test_mae")
-        mae = f"{metrics['mae']:.2f}" if "mae" in metrics else "-"
-        lines.append(f"{name:16s} {size:4.1f} MB  {mae:>6s} ({floor if floor is not None else '-'})  "
+        method = meta["method"]["name"] if isinstance(meta.get("method"), dict) else str(meta.get("method", "-"))
+        kind = " (no deep learning)" if fitted_method(meta.get("method")) else ""
+        rows.append((name, method + kind, f"{size:.2f} MB", f"{metrics['mae']:.2f}" if "mae" in metrics else "-",
+                     f"{floor:.2f}" if isinstance(floor, (int, float)) else "-",
                      f"{meta['dataset']} seed {meta['seed']}, track {meta['config'].get('track', 'paper')}, "
-                     f"width {meta['config']['train'].get('width', 1)}")
-    return "\n".join(lines)
+                     f"width {meta['config']['train'].get('width', 1)}"))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
 # --- the images --------------------------------------------------------------------------------
@@ -155,10 +181,12 @@ def find_images(inputs: list[Path]) -> tuple[list[Path], list[str]]:
     return unique, problems
 
 
-def read_user_image(path: Path) -> np.ndarray:
+def read_user_image(path: Path, grey_into=(0, 1, 2)) -> tuple[np.ndarray, bool]:
     """Any single image a microscope gives (PNG, JPEG, TIFF; 8- or 16-bit; grayscale or RGB) as
-    RGB uint8: a 16-bit image is scaled by its type's range (65535 -> 255), not by its own
-    maximum, so that two images of one acquisition keep their relative brightness."""
+    RGB uint8, and whether it had a single channel: a 16-bit image is scaled by its type's range
+    (65535 -> 255), not by its own maximum, so that two images of one acquisition keep their
+    relative brightness; a single channel goes into the channels ``grey_into``, the others zero
+    (a model's signal channels: ``Predictor.domain``)."""
     try:
         with Image.open(path) as img:
             img.load()
@@ -182,13 +210,29 @@ def read_user_image(path: Path) -> np.ndarray:
             scale = 255.0 / float(np.iinfo(array.dtype).max)
         array = array.astype(np.float64) * scale
     array = np.clip(array, 0, 255).astype(np.uint8)
+    single = array.ndim == 2 or array.shape[2] == 2   # grey, or grey with alpha
     if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.shape[2] == 2:   # grayscale with alpha
-        array = np.repeat(array[:, :, :1], 3, axis=2)
+        array = place_grey(array, grey_into)
+    elif array.shape[2] == 2:
+        array = place_grey(array[:, :, 0], grey_into)
     elif array.shape[2] >= 4:   # RGBA: the colour, not the transparency
         array = array[:, :, :3]
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array), single
+
+
+def grey_channels(text: str | None) -> tuple[int, ...] | None:
+    """``--grey-into``: None for auto (the model's signal channels), else the channels named."""
+    if text is None or text == "auto":
+        return None
+    if text == "all":
+        return (0, 1, 2)
+    names = {"red": 0, "green": 1, "blue": 2, "r": 0, "g": 1, "b": 2, "0": 0, "1": 1, "2": 2}
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in names]
+    if unknown or not parts:
+        raise ConfigError(f"--grey-into {text!r}: give auto, all, or channels among red, green, blue (or 0, 1, 2), "
+                          f"comma-separated")
+    return tuple(sorted({names[p] for p in parts}))
 
 
 def preprocessing(dataset: str, like: str | None, scale: float | None) -> list[dict]:
@@ -246,13 +290,14 @@ def _patches(image: np.ndarray, steps: list[dict], path: Path) -> list:
     return out
 
 
-def load_images(paths: list[Path], steps: list[dict]) -> tuple[PreparedDataset | None, list[str]]:
-    """The readable images as patches (a PreparedDataset without dots), and a message per image
-    that could not be read or brought to the patch size."""
-    images, patch_image, scales, offsets, ids, sizes, problems = [], [], [], [], [], [], []
+def load_images(paths: list[Path], steps: list[dict], grey_into=(0, 1, 2)) -> tuple[PreparedDataset | None, list[str]]:
+    """The readable images as patches (a PreparedDataset without dots; its ``image_groups`` say
+    "single channel" or "colour" per image), and a message per image that could not be read or
+    brought to the patch size."""
+    images, patch_image, scales, offsets, ids, sizes, problems, kinds = [], [], [], [], [], [], [], []
     for path in paths:
         try:
-            image = read_user_image(path)
+            image, single = read_user_image(path, grey_into)
             tracked = _patches(image, steps, path)
         except DataError as exc:
             problems.append(str(exc))
@@ -266,13 +311,14 @@ def load_images(paths: list[Path], steps: list[dict]) -> tuple[PreparedDataset |
             scales.append(geometry.scale)
             offsets.append(geometry.offset)
         ids.append(str(path))
+        kinds.append(SINGLE if single else "colour")
         sizes.append((image.shape[1], image.shape[0]))
     if not ids:
         return None, problems
     n = len(images)
     data = PreparedDataset(
         images=np.stack(images), points=np.zeros((0, 2), np.float32), point_offsets=np.zeros(n + 1, np.int64),
-        patch_image=np.array(patch_image, np.int64), image_ids=np.array(ids), image_groups=np.array(ids),
+        patch_image=np.array(patch_image, np.int64), image_ids=np.array(ids), image_groups=np.array(kinds),
         image_counts=np.zeros(len(ids), np.int64), image_sizes=np.array(sizes, np.int64),
         patch_scale=np.array(scales, np.float64), patch_offset=np.array(offsets, np.float64))
     return data, problems
@@ -347,7 +393,21 @@ def predict(predictor: Predictor, data: PreparedDataset, device: torch.device, r
             log.info("counted %d of %d images", done, len(ids))
     points = pd.concat(point_frames, ignore_index=True) if point_frames else pd.DataFrame(
         columns=["image", "x", "y", "value", "rule"])
-    return Prediction(pd.concat(count_rows, ignore_index=True), points, maps, strides)
+    counts = pd.concat(count_rows, ignore_index=True)
+    counts["domain_warning"] = domain_warnings(predictor, data, points)
+    return Prediction(counts, points, maps, strides)
+
+
+def domain_warnings(predictor: Predictor, data: PreparedDataset, points: pd.DataFrame) -> list[str]:
+    """Per image, why it lies outside what the model was trained on ('' when it does not): see
+    ``cellbench.domain``; each is logged naming the image."""
+    out = []
+    for index, image in enumerate(data.image_ids.tolist()):
+        reasons = warnings_for(predictor.domain, data, index, data.image_groups[index] == SINGLE, predictor.grey_into)
+        for reason in reasons:
+            log.warning("%s: outside what %s was trained on: %s", image, predictor.name, reason)
+        out.append("; ".join(reasons))
+    return out
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -411,4 +471,5 @@ def write_outputs(out: Path, predictor: Predictor, data: PreparedDataset, predic
         extra = f", localizer {row['localizer_count']:.1f}" if "localizer_count" in row else ""
         title = f"{path.name}: {row['pred_count']:.1f} cells ({predictor.name}{extra})"
         scale = predictor.localizer.count_scale if predictor.localizer else predictor.counter.count_scale
-        overlay(out / "overlays" / f"{stem}.png", read_user_image(path), data, index, prediction, title, scale)
+        image = read_user_image(path, predictor.grey_into)[0]
+        overlay(out / "overlays" / f"{stem}.png", image, data, index, prediction, title, scale)

@@ -77,6 +77,8 @@ class SavedCounter:
     width: float = 1.0   # train.width the network was built at
     # What its inputs were normalised with (InputStats.to_dict); None: ImageNet's (runs saved before 2026-12-07)
     input_stats: dict | None = None
+    # What it was trained on (domain.Domain.to_dict): predict warns about images far outside it
+    domain: dict | None = None
 
     @property
     def stats(self) -> InputStats:
@@ -98,6 +100,7 @@ class SavedCounter:
         saved = cls(**_load(directory / COUNTER, ("method", "best", "count_scale")))
         if saved.last is None and (directory / COUNTER_LAST).is_file():
             saved.last = _load(directory / COUNTER_LAST, ("last",))["last"]
+        saved.source = directory / COUNTER   # named in messages (not saved)
         return saved
 
     def model(self, spec: MethodSpec, which: str = "best") -> torch.nn.Module:
@@ -105,7 +108,8 @@ class SavedCounter:
             raise CellbenchError(f"the last epoch's weights of {self.method} were not kept "
                                  f"(train.keep_last_weights: true keeps them)")
         model = build_model(spec, "none", width=self.width)
-        model.load_state_dict(self.best if which == "best" else self.last)
+        load_weights(model, self.best if which == "best" else self.last, getattr(self, "source", self.method),
+                     recorded_stats=self.input_stats is not None)
         return model
 
 
@@ -126,13 +130,27 @@ class SavedLocalizer:
 
     @classmethod
     def read(cls, directory: Path) -> "SavedLocalizer":
-        return cls(**_load(directory / LOCALIZER, ("method", "best", "count_scale")))
+        saved = cls(**_load(directory / LOCALIZER, ("method", "best", "count_scale")))
+        saved.source = directory / LOCALIZER
+        return saved
 
     def model(self, spec: MethodSpec, counter: torch.nn.Module, density_scale: float) -> CounterConditionedLocalizer:
         """The localizer on top of ``counter``: image -> full-resolution map."""
         localizer = build_localizer(spec, width=self.width)
-        localizer.load_state_dict(self.best)
+        load_weights(localizer, self.best, getattr(self, "source", self.method))
         return CounterConditionedLocalizer(counter, localizer, spec.stride, density_scale)
+
+
+def load_weights(model: torch.nn.Module, state: dict, where, recorded_stats: bool = True) -> None:
+    """``state`` into ``model``; weights of another network (an earlier cellbench's, or another
+    method's) are one message naming the file, not torch's list of keys."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        why = ("it was trained before 2026-12-07, when networks trained from scratch gained batch norm "
+               "(README, Differences): train it again with this cellbench" if not recorded_stats else
+               "its weights do not fit the network this cellbench builds for its method")
+        raise CellbenchError(f"{where}: cannot be loaded: {why} ({str(exc).splitlines()[0]})") from None
 
 
 def record_timing(run_dir: Path, stage: str, **figures) -> None:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The wheels the GPU machine needs beyond what it has (torch, torchvision, numpy, scipy, pandas,
-# matplotlib, pillow, PyYAML are there; Snakemake and jsonschema are not), for its Python:
+# matplotlib, pillow, PyYAML are there; Snakemake, jsonschema, timm and scikit-image are not), for its Python:
 #
 #   bash scripts/build-wheels.sh [OUTDIR] [PYTHON_VERSION]      (defaults: .whl, 3.12)
 #
-# Resolves Snakemake (the version installed here) and jsonschema with their dependencies for
+# Resolves Snakemake, jsonschema, timm and scikit-image (the versions installed here) with their dependencies for
 # CPython PYTHON_VERSION on manylinux x86_64, builds the one dependency published without a wheel,
 # and drops what the machine already has. There, before anything else:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site OUTDIR/*.whl
@@ -25,7 +25,8 @@ for p in manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_27_x86_64 manyli
 "$python" -m pip wheel --quiet --no-deps -w "$out" "connection_pool==$(version connection_pool)"
 "$python" -m pip download --quiet --only-binary=:all: --python-version "$py" --implementation cp \
     "${platforms[@]}" --find-links "$out" -d "$out" \
-    "snakemake==$(version snakemake)" "jsonschema==$(version jsonschema)"
+    "snakemake==$(version snakemake)" "jsonschema==$(version jsonschema)" "timm==$(version timm)" \
+    "scikit-image==$(version scikit-image)"
 # Already on the GPU machine (benchmarks/README.md), or not needed: PuLP is 16 MB of solvers, and
 # Snakemake falls back to its greedy scheduler without it.
 for name in numpy pandas scipy matplotlib pillow PyYAML pyyaml torch torchvision pulp PuLP; do

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from cellbench import runs  # noqa: E402
 from cellbench.data.fetch import sha256, sha256sums  # noqa: E402
-from cellbench.io import read_json, write_text  # noqa: E402
+from cellbench.io import read_json, write_json, write_text  # noqa: E402
 from cellbench.predict import MODELS_DIR, MODELS_MANIFEST  # noqa: E402
 
 MAX_BYTES = 5_000_000
@@ -47,7 +47,7 @@ def _counts(run_dir: Path, state_dtype: torch.dtype | None) -> torch.Tensor:
     test = load_split(ROOT / "results" / "prepared" / meta["dataset"] / "patches.npz",
                       ROOT / "results" / "splits" / meta["dataset"] / f"seed{meta['seed']}.json", "test", None)
     model = saved.model(get_method(meta["method"]["name"]))
-    return torch.as_tensor(count_images(model, test, torch.device("cpu"), saved.count_scale))
+    return torch.as_tensor(count_images(model, test, torch.device("cpu"), saved.count_scale, stats=saved.stats))
 
 
 def _half(path: Path, out: Path, key: str = "best") -> None:
@@ -78,7 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=str(ROOT / "results"))
     parser.add_argument("--per-dataset", type=int, default=2)
-    parser.add_argument("--always", nargs="*", default=["dcl"])
+    parser.add_argument("--always", nargs="*", default=["dcl", "classic_log"])
     args = parser.parse_args()
     results = Path(args.results)
     shutil.rmtree(MODELS_DIR, ignore_errors=True)
@@ -106,6 +106,9 @@ def main() -> int:
                 shutil.rmtree(out)
                 print(f"{dataset_dir.name}/{method}: {info['bytes'] / 1e6:.1f} MB, over 5 MB: left out")
                 continue
+            # what predict --list shows beside the model's own test MAE
+            write_json(out / runs.METADATA, {**meta, "shipped": {"floor_test_mae": floor, "half": info["half"],
+                                                                 "max_relative_change": info["max_relative_change"]}})
             rows.append((f"{dataset_dir.name}/{method}", meta, metrics, floor, val_mae, info))
             print(f"{dataset_dir.name}/{method}: {info['bytes'] / 1e6:.2f} MB "
                   f"({'fp16' if info['half'] else 'fp32'}, test counts within {info['max_relative_change']:.1e})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 
@@ -107,3 +108,60 @@ def test_the_full_profile_without_a_gpu_stops_with_the_estimated_time(config, mo
     assert preflight(config, cuda_available=False) is None
     # run.sh full calls it before Snakemake
     assert "python -m cellbench preflight && exec snakemake" in (REPO_ROOT / "run.sh").read_text()
+
+
+def test_dataset_seeds_of_datasets_not_selected_are_ignored(config):
+    """An overlay written for other datasets (config/cpu-vgg.yaml's VGG seeds) works for a dataset of
+    your own: its entries for datasets not selected are dropped, not refused."""
+    checked = validate({**config, "datasets": ["MBM"], "dataset_seeds": {"VGG": [0, 1, 2]}})
+    assert checked["dataset_seeds"] == {}
+
+
+def test_a_dataset_without_files_or_cell_knowledge_is_refused_before_any_job(config, tmp_path, monkeypatch):
+    """The workflow's start checks every selected dataset: a definition without `cells` (what the
+    stages need to know of its cells: once a bare KeyError after training) and one whose files are
+    nowhere are refused at once, naming the file and what is wrong, and so is `snakemake -n`."""
+    from cellbench.config import check_datasets
+    from cellbench.data import registry
+
+    root = tmp_path / "datasets"
+    shutil.copytree(REPO_ROOT / "datasets", root)
+    (root / "MINE").mkdir()
+    (root / "MINE" / "dataset.yaml").write_text("name: MINE\ntitle: mine\nfolder: mine\nreader: points\npreprocess: []\n")
+    (root / "ELSEWHERE").mkdir()
+    (root / "ELSEWHERE" / "dataset.yaml").write_text(
+        "name: ELSEWHERE\ntitle: x\nfolder: x\nreader: points\npreprocess: []\ncells: {spacing: 9, sigma: 2}\n")
+    monkeypatch.setattr(registry, "datasets_dir", lambda: root)
+    with pytest.raises(ConfigError) as refused:
+        check_datasets({**config, "datasets": ["VGG", "MINE", "ELSEWHERE"]})
+    text = str(refused.value)
+    assert "MINE/dataset.yaml: invalid" in text and "'cells' is a required property" in text
+    assert "ELSEWHERE/dataset.yaml: no files" in text and "no urls to download from" in text
+    assert "VGG" not in text   # the good one passes
+    work = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT, work, ignore=shutil.ignore_patterns(".venv*", ".git", ".snakemake", "results",
+                                                                   "reports", "models", "benchmarks"))
+    shutil.copytree(root / "MINE", work / "datasets" / "MINE")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "profiles/smoke",
+                             "--config", "datasets=[MBM,MINE]"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "'cells' is a required property" in result.stdout + result.stderr
+
+
+def test_the_full_protocol_on_a_cpu_is_refused_when_the_workflow_starts(tmp_path, monkeypatch):
+    """Giving only --configfile my.yaml (no CPU profile) planned 300 epochs at full width on a CPU
+    without a word: the workflow's start now stops with the estimate (a dry run still plans)."""
+    from cellbench.preflight import ALLOW_CPU_ENV
+    env = {k: v for k, v in __import__("os").environ.items() if k != ALLOW_CPU_ENV}
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("datasets: [MBM]\nseeds: [0]\n")
+    work = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT, work, ignore=shutil.ignore_patterns(".venv*", ".git", ".snakemake", "results",
+                                                                   "reports", "models", "benchmarks"))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(overlay)],
+                         cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    real = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(overlay)],
+                          cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    out = real.stdout + real.stderr
+    assert real.returncode != 0 and "would train on the CPU" in out and f"{ALLOW_CPU_ENV}=1" in out
+    assert not (work / "results" / "raw").exists()   # nothing ran: not even the fetch

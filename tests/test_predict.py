@@ -3,6 +3,7 @@ counts its evaluate stage wrote; other formats, sizes and bad inputs as a user w
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,62 @@ def test_a_changed_shipped_model_is_refused(tmp_path, monkeypatch):
     (copy / "VGG" / "fcrn" / "counter.pt").write_bytes(b"changed")
     with pytest.raises(predict.CellbenchError, match=r"fcrn/counter\.pt: its SHA-256 differs"):
         predict.Predictor.shipped("VGG/fcrn")
+
+
+def _mosaic(mirror, names):
+    rgb = [np.asarray(Image.open(mirror / CELLS / f"{n}cell.png").convert("RGB")) for n in names]
+    return np.concatenate([np.concatenate(rgb[:2], axis=1), np.concatenate(rgb[2:], axis=1)], axis=0)
+
+
+def test_a_grey_fluorescence_mosaic_counts_like_its_colour_original_and_is_named(mirror, tmp_path):
+    """Four VGG test images tiled into one 512x512 image, saved as a microscope saves fluorescence:
+    one 16-bit channel (VGG's cells are blue). Put into the model's signal channel it is counted
+    within 15% of its true count, with a warning that says what was done; copied into all three
+    channels (the old behaviour, --grey-into all) the warning names that too."""
+    from cellbench.data.readers import get_reader, load_sample
+    model = "VGG/fcrn"
+    names = pd.read_csv(REPO_ROOT / "models" / model / runs.PREDICTIONS, dtype={"image_id": str})["image_id"][:4]
+    samples = {s.image_id: s for s in get_reader("vgg")(mirror / CELLS)}
+    true = sum(len(load_sample(samples[n])[1]) for n in names)
+    mosaic = _mosaic(mirror, list(names))
+    Image.fromarray(mosaic[:, :, 2].astype(np.uint16) * 257).save(tmp_path / "grey16.tif")
+    Image.fromarray(mosaic).save(tmp_path / "colour.png")
+    result = _predict(tmp_path / "grey16.tif", tmp_path / "colour.png", "--model", model, "--out", tmp_path / "out",
+                      "--no-overlays")
+    assert result.returncode == 0, result.stderr
+    counts = pd.read_csv(tmp_path / "out" / "counts.csv", keep_default_na=False).set_index("image")
+    counts.index = [Path(i).name for i in counts.index]
+    assert counts.loc["grey16.tif", "pred_count"] == pytest.approx(true, rel=0.15)
+    assert counts.loc["grey16.tif", "pred_count"] == pytest.approx(counts.loc["colour.png", "pred_count"], rel=0.02)
+    assert "one channel where the model saw three: put into blue" in counts.loc["grey16.tif", "domain_warning"]
+    assert counts.loc["colour.png", "domain_warning"] == ""
+    assert "grey16.tif: outside what VGG/fcrn was trained on: one channel" in result.stderr
+    everywhere = _predict(tmp_path / "grey16.tif", "--model", model, "--out", tmp_path / "all", "--no-overlays",
+                          "--grey-into", "all")
+    assert everywhere.returncode == 0 and "put into red and green and blue" in everywhere.stderr
+
+
+def test_images_too_dark_or_at_another_magnification_are_counted_and_warned_about(mirror, tmp_path):
+    model = "VGG/fcrn"
+    image = np.asarray(Image.open(mirror / CELLS / "001cell.png").convert("RGB"))
+    Image.fromarray((image * 0.25).astype(np.uint8)).save(tmp_path / "dark.png")
+    big = Image.fromarray(image).resize((768, 768), Image.Resampling.BILINEAR)   # 3x the magnification
+    big.save(tmp_path / "zoomed.png")
+    result = _predict(tmp_path / "dark.png", tmp_path / "zoomed.png", "--model", model, "--out", tmp_path / "out",
+                      "--no-overlays")
+    assert result.returncode == 0, result.stderr
+    warnings = pd.read_csv(tmp_path / "out" / "counts.csv", keep_default_na=False).set_index("image")["domain_warning"]
+    warnings.index = [Path(i).name for i in warnings.index]
+    assert re.search(r"intensity 0\.2\d? x the training images'", warnings["dark.png"]), warnings["dark.png"]
+    # three times the magnification: the blobs are about 3x the training size, and --scale says by how much
+    assert re.search(r"cell size (2\.\d|3\.\d?) x the training images'.*--scale 0\.3", warnings["zoomed.png"])
+    assert "outside what the model was trained on" in result.stdout
+
+
+def test_grey_into_names_channels_and_refuses_others():
+    from cellbench.errors import ConfigError
+    from cellbench.predict import grey_channels
+    assert grey_channels("auto") is None and grey_channels("all") == (0, 1, 2)
+    assert grey_channels("blue") == (2,) and grey_channels("0,g") == (0, 1)
+    with pytest.raises(ConfigError, match=r"--grey-into 'purple'"):
+        grey_channels("purple")

@@ -29,3 +29,23 @@ def test_a_cpu_rerun_reproduces_predictions_metrics_and_localization_byte_for_by
     timing = read_json(tmp_path / "first" / runs.TIMING)
     assert set(timing) == {"evaluate", "localize"} and timing["evaluate"]["seconds"] > 0
     assert "inference_images_per_second" not in read_json(tmp_path / "first" / runs.METRICS)
+
+
+def test_weights_of_another_network_are_one_message(tmp_path):
+    """A counter saved by an earlier cellbench (VGG trunk without batch norm, as the old shipped DCL
+    models) is refused naming the file and why, not with torch's list of missing keys."""
+    import pytest
+    import torch
+
+    from cellbench.errors import CellbenchError
+    from cellbench.methods import build_model, get_method
+    from cellbench.backbones import vgg_features
+
+    spec = get_method("dcl_no_gmp")
+    old_trunk = vgg_features("vgg16", "none", 0.25)[0]   # another network's weights
+    runs.SavedCounter(method="dcl_no_gmp", best=old_trunk.state_dict(), last=None, best_epoch=1, best_val_mae=1.0,
+                      count_scale=1.0, width=0.25).save(tmp_path)
+    saved = runs.SavedCounter.read(tmp_path)
+    with pytest.raises(CellbenchError, match=r"counter\.pt: cannot be loaded: it was trained before 2026-12-07"):
+        saved.model(spec)
+    assert isinstance(build_model(spec, "none", width=0.25), torch.nn.Module)

@@ -10,6 +10,7 @@ import torch
 
 from .. import runs
 from ..data.registry import dataset_cells
+from ..domain import Domain
 from ..inputs import InputStats, stats_for
 from ..io import write_json
 from ..localizer import CounterConditionedLocalizer
@@ -46,6 +47,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     width = config["train"]["width"]
     model = build_model(spec, config["train"]["pretrained"], training_sizes(config, spec), width)
     stats = stats_for(getattr(model, "init_description", ""), train)
+    domain = Domain.of(train, dataset_cells(dataset).signal_channels)
     task = counter_task(config, dataset, spec, model, seed, stats)
     log.info("%s / %s / seed %d: %d train and %d val images (%d/%d patches) on %s", dataset, method, seed,
              len(train.image_ids), len(val.image_ids), len(train.images), len(val.images), device)
@@ -55,7 +57,8 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
     runs.SavedCounter(method=method, best=result.state_dict,
                       last=result.last_state_dict if config["train"]["keep_last_weights"] else None,
                       best_epoch=result.best_epoch, best_val_mae=result.best_val_mae,
-                      count_scale=task.count_scale, width=width, input_stats=stats.to_dict()).save(run_dir)
+                      count_scale=task.count_scale, width=width, input_stats=stats.to_dict(),
+                      domain=domain.to_dict()).save(run_dir)
     write_json(run_dir / runs.METADATA, {
         "dataset": dataset, "method": describe(spec), "seed": seed, "config": config,
         "initialisation": getattr(model, "init_description", "not reported by the model"),
@@ -66,7 +69,7 @@ def train_stage(config: dict, dataset: str, method: str, seed: int, prepared: Pa
         "floor_val_mae": result.floor_val_mae, "floor": "the best constant's validation MAE (median count)",
         "did_not_learn": result.did_not_learn, "did_not_learn_reasons": result.did_not_learn_reasons,
         "val_spread": result.val_spread, "val_correlation": result.val_correlation,
-        "epochs": result.epochs, "fit": result.fitted, "input_stats": stats.to_dict(),
+        "epochs": result.epochs, "fit": result.fitted, "input_stats": stats.to_dict(), "domain": domain.to_dict(),
         "output_bias": result.output_bias,
         "warmup_epochs": config["train"]["warmup_epochs"],
         "method_files": (files := method_files(spec.directory)),

@@ -48,7 +48,7 @@ GPUS = 0 if config["train"]["device"] == "cpu" else 1
 PREPARED = "results/prepared/{dataset}/patches.npz"
 SPLIT = "results/splits/{dataset}/seed{seed}.json"
 RUN_SPLIT = "results/splits/{dataset}/seed{seed}{subset}.json"   # a seed's split or a training subset of it
-CONDA_ENV = "../envs/cellbench.yaml"
+CONDA_ENV = "../../environment.yml"   # the conda environment at the repository root
 
 
 def config_json(*sections):
