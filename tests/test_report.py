@@ -375,3 +375,46 @@ def test_a_figure_of_a_track_says_which_under_it(tmp_path):
     fig, _ = plots.plt.subplots()
     plots.save(fig, tmp_path / "paper", track_caption(load_config()))   # the paper's protocol: no line
     assert fig.texts == []
+
+
+def test_table2_gives_mbm_per_image_and_per_patch_with_the_papers_numbers_beside_per_patch(tmp_path):
+    """MBM's images are four patches: Table 2 has its error per image (the primary) and per patch,
+    both from metrics.json; on the paper's protocol the paper's MBM numbers (1.4 for DCL) stand
+    beside the per-patch column only (README, Differences), VGG's beside its only one."""
+    results = tmp_path / "results"
+    for dataset, patch in (("VGG", None), ("MBM", {"mae": 3.25, "rmse": 4.5, "n_patches": 64, "patches_per_image": 4})):
+        for method in ("dcl", "mean_count", "classic_log"):
+            run = results / dataset / method / "seed0"
+            run.mkdir(parents=True)
+            true = np.array([100.0, 120.0, 140.0, 160.0])
+            pd.DataFrame({"image_id": ["a", "b", "c", "d"], "true_count": true,
+                          "pred_count": true + (40 if method == "mean_count" else 6)}).to_csv(run / "predictions.csv",
+                                                                                              index=False)
+            (run / "metrics.json").write_text(json.dumps({"status": "fitted" if method != "dcl" else "trained",
+                                                          "per_patch": patch, "best_val_mae": 1.0, "best_epoch": 3}))
+    config = load_config()
+    config.update(datasets=["VGG", "MBM"], seeds=[0], methods=["dcl", "mean_count", "classic_log"], track="paper")
+    build_reports(config, results, tmp_path / "reports")
+    md = (tmp_path / "reports" / "table2.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "MBM MAE per image" in header and "MBM MAE per patch" in header and "VGG MAE per patch" not in header
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
+            for line in md.splitlines() if line.startswith("| dcl")}
+    columns = [c.strip() for c in header.split("|")[3:-1]]
+    paper = dict(zip(columns, rows[("dcl", "paper (DCL (Ours))")]))
+    assert paper["MBM MAE per patch"] == "1.4" and paper["MBM MAE per image"] == "-"
+    assert paper["VGG MAE"] != "-"
+    ours = dict(zip(columns, rows[("dcl", "ours (mean ± std, n seeds)")]))
+    assert ours["MBM MAE per patch"].startswith("3.25") and ours["MBM MAE per image"].strip("*").startswith("6.00")
+    assert "| classic_log | ours, no deep learning (mean ± std, n seeds) |" in md
+    assert "'no deep learning'" in md
+    selection = pd.read_csv(tmp_path / "reports" / "model_selection.csv")
+    assert {"test_mae_selected", "test_mae_last_epoch", "selected_epoch", "status"} <= set(selection.columns)
+
+
+def test_published_anchors_are_cited_and_sit_beside_our_best(reports):
+    md = (reports / "published_anchors.md").read_text()
+    assert "Published per-image results (other protocols)" in md
+    assert "| MBM | Proto4DME | 5.96 ± 0.68 | 15 | 5 random |" in md
+    assert "| VGG | FCRN-A | 2.90 ± 0.20 | 32 |" in md
+    assert "(cellbench, lowest of Table 2)" in md and "published_results.csv" in md

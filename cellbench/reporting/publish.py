@@ -181,8 +181,9 @@ def publish(results: Path, reports: Path, out: Path, title: str, notes: list[str
 
 
 def compare(reference: Path, reports: Path) -> pd.DataFrame:
-    """Your run's MAE and RMSE beside a reference's, per dataset and method (mean over seeds), and
-    the paired difference on the seeds both have (same seed = same split)."""
+    """Your run's MAE and RMSE beside a reference's, per dataset and method (mean over seeds), per
+    image and, for a dataset cut into several patches (MBM, DCC), per patch too; and the paired
+    difference on the seeds both have (same seed = same split)."""
     frames = {}
     for name, folder in (("reference", reference), ("yours", reports)):
         path = folder / "per_seed_metrics.csv"
@@ -197,9 +198,10 @@ def compare(reference: Path, reports: Path) -> pd.DataFrame:
         paired = group.dropna(subset=["mae_ref", "mae_yours"])
         row = {"dataset": dataset, "method": method}
         for who in ("ref", "yours"):
-            for metric in ("mae", "rmse"):
-                values = group[f"{metric}_{who}"].dropna()
-                row[f"{metric}_{who}"] = values.mean() if len(values) else np.nan
+            for metric in ("mae", "rmse", "patch_mae", "patch_rmse"):   # a reference from before 2026-12-07 has no patch_*
+                column = f"{metric}_{who}"
+                values = group[column].dropna() if column in group else pd.Series(dtype=float)
+                row[column] = values.mean() if len(values) else np.nan
             row[f"seeds_{who}"] = int(group[f"mae_{who}"].notna().sum())
         row["paired_seeds"] = len(paired)
         row["mae_diff_paired"] = (paired["mae_yours"] - paired["mae_ref"]).mean() if len(paired) else np.nan
@@ -209,16 +211,18 @@ def compare(reference: Path, reports: Path) -> pd.DataFrame:
 
 def compare_markdown(frame: pd.DataFrame, reference: Path) -> str:
     lines = [f"### Your run against the reference `{reference}`", "",
-             "Means over seeds. \"RMSE\" is what the DCL paper calls MSE. The paired difference uses only the "
-             "seeds both runs have (a seed fixes the split), yours minus the reference; negative means yours "
-             "counts better.", "",
-             "| dataset | method | reference MAE | your MAE | reference RMSE | your RMSE | seeds (ref / yours / both) | paired ΔMAE |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Means over seeds, per image (an image's patches summed); per patch too for a dataset cut into "
+             "several patches (MBM, DCC; '-' otherwise). \"RMSE\" is what the DCL paper calls MSE. The paired "
+             "difference uses only the seeds both runs have (a seed fixes the split), yours minus the reference; "
+             "negative means yours counts better.", "",
+             "| dataset | method | reference MAE | your MAE | reference RMSE | your RMSE | reference MAE per patch | "
+             "your MAE per patch | seeds (ref / yours / both) | paired ΔMAE |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
 
-    def fmt(x: float, sign: str = "") -> str:
-        return "missing" if pd.isna(x) else f"{x:{sign}.2f}"
+    def fmt(x: float, sign: str = "", absent: str = "missing") -> str:
+        return absent if pd.isna(x) else f"{x:{sign}.2f}"
     for r in frame.itertuples():
         lines.append(f"| {r.dataset} | {r.method} | {fmt(r.mae_ref)} | {fmt(r.mae_yours)} | {fmt(r.rmse_ref)} | "
-                     f"{fmt(r.rmse_yours)} | {r.seeds_ref} / {r.seeds_yours} / {r.paired_seeds} | "
-                     f"{fmt(r.mae_diff_paired, '+')} |")
+                     f"{fmt(r.rmse_yours)} | {fmt(r.patch_mae_ref, absent='-')} | {fmt(r.patch_mae_yours, absent='-')} | "
+                     f"{r.seeds_ref} / {r.seeds_yours} / {r.paired_seeds} | {fmt(r.mae_diff_paired, '+')} |")
     return "\n".join(lines) + "\n"
