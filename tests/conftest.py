@@ -63,3 +63,25 @@ def adam_losses(model, loss_fn, batch, steps: int, lr: float) -> list[float]:
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+#: A one-layer model file for a method folder made by a test.
+CONV_MODEL = ("import torch\nclass {name}(torch.nn.Conv2d):\n"
+              "    def __init__(self):\n        super().__init__(3, 1, 1)\n")
+
+
+@pytest.fixture
+def method_folder(tmp_path, monkeypatch):
+    """make(name, method_yaml, model_class="Net"): a method folder in a scratch methods/ that the
+    registry reads instead of the repository's; the model file holds a 1x1 convolution class."""
+    from cellbench.methods import registry
+
+    root = tmp_path / "methods"
+    monkeypatch.setattr(registry, "methods_dir", lambda: root)
+
+    def make(name: str, method_yaml: str, model_class: str = "Net") -> Path:
+        (root / name).mkdir(parents=True)
+        (root / name / "method.yaml").write_text(method_yaml)
+        (root / name / "model.py").write_text(CONV_MODEL.format(name=model_class))
+        return root / name
+    return make

@@ -49,25 +49,15 @@ def test_the_classical_counter_fits_on_training_images_and_counts_others(vgg_par
     assert torch.equal(model(x), again(x)) and float(again(x).sum()) > 0
 
 
-def test_a_fitted_method_without_fit_is_refused_by_name(tmp_path, monkeypatch):
+def test_a_fitted_method_without_fit_is_refused_by_name(method_folder):
     from cellbench.errors import MethodError
-    from cellbench.methods import registry
-    root = tmp_path / "methods"
-    (root / "nofit").mkdir(parents=True)
-    (root / "nofit" / "method.yaml").write_text("model: model.py:Plain\ntraining: fit\nstride: 1\n")
-    (root / "nofit" / "model.py").write_text("import torch\nclass Plain(torch.nn.Conv2d):\n"
-                                             "    def __init__(self):\n        super().__init__(3, 1, 1)\n")
-    monkeypatch.setattr(registry, "methods_dir", lambda: root)
+    method_folder("nofit", "model: model.py:Plain\ntraining: fit\nstride: 1\n", "Plain")
     with pytest.raises(MethodError, match=r"nofit/method\.yaml: training: fit, but the model model\.py:Plain has no fit"):
         build_model(get_method("nofit"), "none")
 
 
-def test_a_gradient_method_still_needs_an_output_layer(tmp_path, monkeypatch):
+def test_a_gradient_method_still_needs_an_output_layer(method_folder):
     from cellbench.errors import MethodError
-    from cellbench.methods import registry
-    root = tmp_path / "methods"
-    (root / "noout").mkdir(parents=True)
-    (root / "noout" / "method.yaml").write_text("model: model.py:Net\nstride: 1\n")
-    monkeypatch.setattr(registry, "methods_dir", lambda: root)
+    method_folder("noout", "model: model.py:Net\nstride: 1\n")
     with pytest.raises(MethodError, match=r"(?s)noout/method\.yaml: invalid.*'output' is a required property"):
         get_method("noout")

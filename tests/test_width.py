@@ -98,14 +98,8 @@ def test_imagenet_weights_need_full_width():
         vgg_features("vgg16", "imagenet", 0.5)
 
 
-def test_a_model_without_the_width_argument_is_refused_at_another_width(tmp_path, monkeypatch):
-    from cellbench.methods import registry
-    root = tmp_path / "methods"
-    (root / "fixed").mkdir(parents=True)
-    (root / "fixed" / "method.yaml").write_text("model: model.py:Fixed\noutput: null\nstride: 1\n")
-    (root / "fixed" / "model.py").write_text("import torch\nclass Fixed(torch.nn.Conv2d):\n"
-                                             "    def __init__(self):\n        super().__init__(3, 1, 1)\n")
-    monkeypatch.setattr(registry, "methods_dir", lambda: root)
+def test_a_model_without_the_width_argument_is_refused_at_another_width(method_folder):
+    method_folder("fixed", "model: model.py:Fixed\noutput: null\nstride: 1\n", "Fixed")
     spec = get_method("fixed")
     build_model(spec, "none")  # width 1: fine
     with pytest.raises(MethodError, match=r"fixed/method\.yaml: train.width is 0.5 but the model takes no "
