@@ -24,15 +24,25 @@ from .common import load_splits, setup, split_subset, train_settings
 log = logging.getLogger(__name__)
 
 
+def density_scale_at(density_scale: float, stride: int) -> float:
+    """The factor of a density target at ``stride``: the dataset's ``density_scale`` over stride^2, so
+    that a map cell holds the mean scaled density of the stride x stride pixels it covers, not their
+    sum. A stride-8 map's targets were 64 times a stride-1 map's: a network with batch norm (features
+    of unit scale) had to grow its output weights 64 times larger, which Adam does at about lr per step
+    (MCNN on VGG: validation MAE 37 of the floor's 46 after 30 epochs; the original CSRNet's targets,
+    counts per 8x8 block, are of this new scale)."""
+    return density_scale / stride ** 2
+
+
 def counter_task(config: dict, dataset: str, spec: MethodSpec, model: torch.nn.Module, seed: int,
                  stats: InputStats | None = None) -> Task:
     """What the trainer fits for a method's counter on a dataset; ``stats``: what its inputs are
     normalised with (``inputs.stats_for``)."""
     target = dataset_cells(dataset)
     density = not spec.fitted and method_target(spec) == "density"   # a fitted method's map is a count map
+    scale = density_scale_at(target.density_scale, spec.stride) if density else 1.0
     return Task(model=model, loss=None if spec.fitted else resolve_loss(spec), stride=spec.stride,
-                count_scale=target.density_scale if density else 1.0,
-                sigma=target.sigma if density else None, density_scale=target.density_scale if density else 1.0,
+                count_scale=scale, sigma=target.sigma if density else None, density_scale=scale,
                 output=None if spec.fitted else spec.output, fitted=spec.fitted, floor=spec.floor, input_stats=stats,
                 label=f"{dataset} / {spec.name} / seed {seed}", where=str(spec.definition))
 
