@@ -256,5 +256,7 @@ def test_radii():
     r = radii_for("MBM")
     assert r.values == (6.75, 13.5, 20.25) and r.primary == 13.5
     assert radii_for("new", spacing=10.0).values == (2.5, 5.0, 7.5)
-    with pytest.raises(KeyError):
+    # an unknown dataset is one message pointing to add-dataset (it once was a bare KeyError after training)
+    from cellbench.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"unknown dataset 'new'.*add-dataset"):
         radii_for("new")

@@ -10,7 +10,7 @@ from cellbench.data.readers import get_reader, load_sample
 from cellbench.data.registry import load_dataset
 from cellbench.localization import (Peaks, image_peaks, image_points, inside_image, match_points,
                                     median_spacing, radii_for, to_original, true_points)
-from cellbench.localization.radii import SPACING
+from cellbench.data.registry import dataset_cells
 
 
 def sorted_rows(points: np.ndarray) -> np.ndarray:
@@ -114,8 +114,9 @@ def test_geometry_survives_subset_save_and_load(tmp_path):
 
 @pytest.mark.parametrize("name", ["VGG", "MBM", "ADI"])
 def test_radii_follow_the_measured_cell_spacing(prepared, name):
+    """The spacing in each dataset's definition (cells.spacing) is the one its data give."""
     truths = true_points(prepared[name])
-    assert abs(median_spacing(truths) - SPACING[name]) <= 0.5
+    assert abs(median_spacing(truths) - dataset_cells(name).spacing) <= 0.5
     # the dots matched against themselves (float32 round trip) at the smallest radius: all found
     r = radii_for(name)
     assert match_points(truths[0], sorted_rows(truths[0]), r.values[0]).counts.fn == 0

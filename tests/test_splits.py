@@ -49,3 +49,27 @@ def test_split_files_are_byte_identical(prepared, tmp_path):
         assert main(["split", "--dataset", "VGG", "--seed", "7", "--prepared", str(tmp_path / "patches.npz"),
                      "--out", str(tmp_path / name)]) == 0
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_split_keeps_a_slide_whole_and_validates_on_at_least_one(prepared, seed):
+    """split.grouped is on by default: MBM's four crops of a slide sit in one part (the old split
+    had 0001_01 in train and test), and validation is a whole slide, 4 images, not 2."""
+    from cellbench.config import load_config
+    config = load_config()
+    assert config["split"]["grouped"] is True
+    data = prepared["MBM"]
+    ratios = {k: config["split"][k] for k in ("train", "test", "val")}
+    split = make_split(data.image_ids.tolist(), data.image_groups.tolist(), ratios, seed, config["split"]["grouped"])
+    group = dict(zip(data.image_ids.tolist(), data.image_groups.tolist()))
+    parts = {name: {group[i] for i in ids} for name, ids in split.items()}
+    assert not (parts["train"] & parts["test"]) and not (parts["val"] & (parts["train"] | parts["test"]))
+    assert len(split["val"]) >= 4 and len(split["val"]) % 4 == 0
+
+
+@pytest.mark.parametrize("name", ["VGG", "ADI"])
+def test_a_dataset_without_groups_is_split_the_same_grouped_or_not(prepared, name):
+    data = prepared[name]
+    ratios = {"train": 0.5, "test": 0.45, "val": 0.05}
+    args = (data.image_ids.tolist(), data.image_groups.tolist(), ratios, 0)
+    assert make_split(*args, grouped=True) == make_split(*args, grouped=False)
