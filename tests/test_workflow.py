@@ -97,7 +97,8 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
         meta = json.loads((run / "metadata.json").read_text())
         assert meta["seed"] == 0 and meta["environment"]["torch"] and meta["initialisation"]
         # 2 epochs on 4 images: a run may well be marked as not having learned; the mark travels
-        assert meta["status"] in ("trained", "did not learn") and meta["warmup_epochs"] == 0
+        assert meta["status"] in (("fitted",) if fitted_method(meta["method"]) else ("trained",)) + ("did not learn",)
+        assert meta["warmup_epochs"] == 0 and meta["input_stats"]["source"] == "training split"
         assert metrics["status"] == meta["status"]
         # smoke: 2 epochs; a baseline without learning (mean_count) is validated once, at epoch 0
         assert len(pd.read_csv(run / "counter_log.csv")) == (1 if fitted_method(meta["method"]) else 2)
@@ -126,6 +127,11 @@ def test_smoke_workflow_trains_evaluates_and_reports_every_method(workflow_copy)
                  "figures/f1_by_radius_MBM.pdf"):
         assert (root / "reports" / name).stat().st_size > 0, name
     assert "126.20 ± 33.13" in (root / "reports" / "table1_datasets.md").read_text()
+    # MBM's images are four patches: the error per patch beside the error per image, for every run
+    assert json.loads((root / "results" / "MBM" / "dcl" / "seed0" / "metrics.json").read_text())["per_patch"][
+        "patches_per_image"] == 4
+    assert "MBM MAE per patch" in (root / "reports" / "table2.md").read_text()
+    assert "Proto4DME" in (root / "reports" / "published_anchors.md").read_text()
 
     # the finished run published as a reference: every run, no weights
     subprocess.run([sys.executable, "-m", "cellbench", "publish", "--out", "reports/reference/smoke"], cwd=root,
