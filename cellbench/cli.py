@@ -269,12 +269,25 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(config: dict, methods: list[str] | None = None) -> int:
-    """Every selected method (or those named) built as training will build it, its output checked
-    at each training size."""
+    """The configuration, every selected dataset (its definition and files) and the machine (the
+    full protocol on a CPU), then every selected method (or those named) built as training will
+    build it, its output checked at each training size: what the workflow checks before any job."""
+    from .config import check_datasets
     from .methods import get_method, selected_methods, training_sizes, validate_method
+    from .preflight import preflight
 
     print("configuration is valid")
     failed = 0
+    try:
+        check_datasets(config)
+        print(f"datasets ok: {', '.join(config['datasets'])} (definitions and files)")
+    except CellbenchError as exc:
+        print(f"cellbench validate: error: {exc}", file=sys.stderr)
+        failed += 1
+    machine = preflight(config)
+    if machine:
+        print(f"cellbench validate: error: {machine}", file=sys.stderr)
+        failed += 1
     for name in methods or selected_methods(config):
         try:
             spec = get_method(name)

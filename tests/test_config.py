@@ -165,3 +165,16 @@ def test_the_full_protocol_on_a_cpu_is_refused_when_the_workflow_starts(tmp_path
     out = real.stdout + real.stderr
     assert real.returncode != 0 and "would train on the CPU" in out and f"{ALLOW_CPU_ENV}=1" in out
     assert not (work / "results" / "raw").exists()   # nothing ran: not even the fetch
+
+
+def test_validate_checks_the_datasets_and_the_machine_too(monkeypatch, capsys):
+    """`python -m cellbench validate` says before a long run what the workflow's start would refuse:
+    the CPU track passes; the full protocol on a machine without a GPU does not."""
+    from cellbench.cli import main
+    from cellbench.preflight import ALLOW_CPU_ENV
+    monkeypatch.delenv(ALLOW_CPU_ENV, raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["--configfile", str(REPO_ROOT / "config" / "cpu.yaml"), "validate", "--method", "mean_count"]) == 0
+    assert "datasets ok: VGG, MBM, ADI" in capsys.readouterr().out
+    assert main(["validate", "--method", "mean_count"]) == 2
+    assert "would train on the CPU" in capsys.readouterr().err
