@@ -139,3 +139,27 @@ def test_the_command_line_says_what_it_chose_and_what_to_run_next(tmp_path, mirr
     assert result.returncode == 0, result.stderr
     assert "cell spacing" in result.stdout and "--config 'datasets=[MINE]'" in result.stdout
     assert (repo / "datasets" / "MINE" / "dataset.yaml").is_file()
+
+
+def test_the_workflow_takes_an_added_dataset_from_its_own_folder(tmp_path, mirror):
+    """add-dataset, then the workflow: it plans every method on the new dataset (the CPU track's
+    overlay, written for VGG, MBM and ADI, applies) and fetches, verifies, prepares and splits it
+    from its own location, beside the shared mirror; the counts are the annotations'."""
+    root, truth = _own_folder(tmp_path, mirror, "napari", n=8)
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT, repo, ignore=shutil.ignore_patterns(".venv*", ".git", ".snakemake", "results", "reports",
+                                                                   "models", "benchmarks"))
+    added = subprocess.run([sys.executable, "-m", "cellbench", "add-dataset", "OWN", "--images", str(root / "images"),
+                            "--points", str(root / "points")], cwd=repo, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    plan = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "profiles/cpu", "--config",
+                           "datasets=[OWN]"], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+    assert "results/OWN/fcrn/seed2/metrics.json" in plan.stdout and "results/VGG" not in plan.stdout
+    made = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--workflow-profile", "profiles/cpu",
+                           "--config", "datasets=[OWN]", "--", "results/splits/OWN/seed0.json"], cwd=repo,
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    from cellbench.data.prepare import PreparedDataset
+    data = PreparedDataset.load(repo / "results" / "prepared" / "OWN" / "patches.npz")
+    assert dict(zip(data.image_ids.tolist(), data.image_counts.tolist())) == {k: len(v) for k, v in truth.items()}
