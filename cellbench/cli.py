@@ -41,7 +41,7 @@ def _predict(args: argparse.Namespace) -> int:
     predictor.grey_channels = predict.grey_channels(args.grey_into)
     paths, problems = predict.find_images(args.inputs)
     data, unreadable = predict.load_images(paths, predict.preprocessing(predictor.dataset, args.like, args.scale),
-                                           predictor.grey_into)
+                                           predictor.grey_into, predictor.grey_fill)
     problems += unreadable
     for problem in problems:
         print(f"cellbench predict: {problem}", file=sys.stderr)

@@ -7,8 +7,11 @@ distance between the dots, patch pixels). ``predict`` measures the same of each 
 and warns, naming the image, where it is far outside:
 
 * **channels**: a single-channel image where the model saw colour. It is put into the model's
-  signal channel(s), the others left at zero (``--grey-into`` chooses): VGG's cells are blue, and a
-  grey image copied into all three channels lit the map between the cells (1,175 counted of 419);
+  signal channel(s) (``--grey-into`` chooses), the others at the training images' mean intensity in
+  them, dithered (``Domain.fill``: VGG's red and green hold noise of mean 0.5 of 255, and the
+  shipped FCRN-A counted a grey mosaic of 419 cells 459 with them at 0, 452 at their mean and 364
+  at 1; its colour original 422): VGG's cells are blue, and a grey image copied into all three
+  channels lit the map between the cells (1,175 counted of 419);
 * **intensity**: the mean intensity of the signal channels off by more than ``INTENSITY_FACTOR``;
 * **cell size**: the size of the blobs in the signal channels off by more than ``SIZE_FACTOR``
   (an image taken at another magnification: ``--scale`` brings its cells to the training size). The
@@ -65,6 +68,13 @@ class Domain:
         return cls(tuple(data["signal_channels"]), tuple(mean) if mean else None, data.get("spacing"),
                    data.get("blob_sigma"))
 
+    def fill(self, channels) -> tuple[float, float, float]:
+        """What a single-channel image's other channels (not ``channels``) are set to: the training
+        images' mean intensity there, 0-255 (zero where it is not recorded)."""
+        if self.channel_mean is None:
+            return (0.0, 0.0, 0.0)
+        return tuple(0.0 if c in channels else float(self.channel_mean[c]) * 255 for c in range(3))
+
     def signal_intensity(self) -> float | None:
         if self.channel_mean is None:
             return None
@@ -75,9 +85,16 @@ def channel_text(channels) -> str:
     return " and ".join(CHANNEL_NAMES[c] for c in channels)
 
 
-def place_grey(grey: np.ndarray, channels) -> np.ndarray:
-    """(H, W) uint8 into an (H, W, 3) image: in ``channels``, zero elsewhere."""
-    rgb = np.zeros((*grey.shape, 3), dtype=np.uint8)
+# 4x4 ordered-dither thresholds: floor(value + threshold) over a tile averages to the value (to 1/16)
+_BAYER = (np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) + 0.5) / 16
+
+
+def place_grey(grey: np.ndarray, channels, fill=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """(H, W) uint8 into an (H, W, 3) image: in ``channels``; elsewhere ``fill`` (per channel,
+    0-255, fractional), ordered-dithered so that the channel's mean is the fill and not its rounding."""
+    h, w = grey.shape
+    dither = np.tile(_BAYER, (h // 4 + 1, w // 4 + 1))[:h, :w]
+    rgb = np.stack([np.floor(float(f) + dither) for f in fill], axis=-1).clip(0, 255).astype(np.uint8)
     for c in channels:
         rgb[..., c] = grey
     return rgb

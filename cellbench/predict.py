@@ -69,6 +69,11 @@ class Predictor:
         return tuple(self.grey_channels or self.domain.signal_channels)
 
     @property
+    def grey_fill(self) -> tuple[float, float, float]:
+        """The values a single-channel image's other channels get: the training images' means there."""
+        return self.domain.fill(self.grey_into) if self.domain else (0.0, 0.0, 0.0)
+
+    @property
     def domain(self) -> Domain | None:
         """What the model was trained on: its record, else (a run saved before 2026-12-07) what its
         dataset's definition and input statistics tell."""
@@ -181,12 +186,12 @@ def find_images(inputs: list[Path]) -> tuple[list[Path], list[str]]:
     return unique, problems
 
 
-def read_user_image(path: Path, grey_into=(0, 1, 2)) -> tuple[np.ndarray, bool]:
+def read_user_image(path: Path, grey_into=(0, 1, 2), fill=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, bool]:
     """Any single image a microscope gives (PNG, JPEG, TIFF; 8- or 16-bit; grayscale or RGB) as
     RGB uint8, and whether it had a single channel: a 16-bit image is scaled by its type's range
     (65535 -> 255), not by its own maximum, so that two images of one acquisition keep their
-    relative brightness; a single channel goes into the channels ``grey_into``, the others zero
-    (a model's signal channels: ``Predictor.domain``)."""
+    relative brightness; a single channel goes into the channels ``grey_into``, the others are set
+    to ``fill`` (a model's signal channels and its training means: ``Predictor.grey_into``, ``grey_fill``)."""
     try:
         with Image.open(path) as img:
             img.load()
@@ -212,9 +217,9 @@ def read_user_image(path: Path, grey_into=(0, 1, 2)) -> tuple[np.ndarray, bool]:
     array = np.clip(array, 0, 255).astype(np.uint8)
     single = array.ndim == 2 or array.shape[2] == 2   # grey, or grey with alpha
     if array.ndim == 2:
-        array = place_grey(array, grey_into)
+        array = place_grey(array, grey_into, fill)
     elif array.shape[2] == 2:
-        array = place_grey(array[:, :, 0], grey_into)
+        array = place_grey(array[:, :, 0], grey_into, fill)
     elif array.shape[2] >= 4:   # RGBA: the colour, not the transparency
         array = array[:, :, :3]
     return np.ascontiguousarray(array), single
@@ -290,14 +295,15 @@ def _patches(image: np.ndarray, steps: list[dict], path: Path) -> list:
     return out
 
 
-def load_images(paths: list[Path], steps: list[dict], grey_into=(0, 1, 2)) -> tuple[PreparedDataset | None, list[str]]:
+def load_images(paths: list[Path], steps: list[dict], grey_into=(0, 1, 2),
+                fill=(0.0, 0.0, 0.0)) -> tuple[PreparedDataset | None, list[str]]:
     """The readable images as patches (a PreparedDataset without dots; its ``image_groups`` say
     "single channel" or "colour" per image), and a message per image that could not be read or
     brought to the patch size."""
     images, patch_image, scales, offsets, ids, sizes, problems, kinds = [], [], [], [], [], [], [], []
     for path in paths:
         try:
-            image, single = read_user_image(path, grey_into)
+            image, single = read_user_image(path, grey_into, fill)
             tracked = _patches(image, steps, path)
         except DataError as exc:
             problems.append(str(exc))
@@ -471,5 +477,5 @@ def write_outputs(out: Path, predictor: Predictor, data: PreparedDataset, predic
         extra = f", localizer {row['localizer_count']:.1f}" if "localizer_count" in row else ""
         title = f"{path.name}: {row['pred_count']:.1f} cells ({predictor.name}{extra})"
         scale = predictor.localizer.count_scale if predictor.localizer else predictor.counter.count_scale
-        image = read_user_image(path, predictor.grey_into)[0]
+        image = read_user_image(path, predictor.grey_into, predictor.grey_fill)[0]
         overlay(out / "overlays" / f"{stem}.png", image, data, index, prediction, title, scale)

@@ -1,6 +1,6 @@
 """Ship small trained models with the repository, for `python -m cellbench predict --model NAME`.
 
-    python scripts/ship_models.py [--results results] [--per-dataset 2] [--always dcl]
+    python scripts/ship_models.py [--results results] [--per-dataset 2] [--always dcl classic_log]
 
 Per dataset, the runs of seed 0 with the lowest best *validation* MAE (never the test split: the
 test MAE is only reported) plus the reference method (``--always``), among those whose best validation MAE is at most
@@ -114,25 +114,34 @@ def main() -> int:
                   f"({'fp16' if info['half'] else 'fp32'}, test counts within {info['max_relative_change']:.1e})")
     files = (p for p in MODELS_DIR.rglob("*") if p.is_file() and p.name != "README.md")
     write_text(MODELS_MANIFEST, sha256sums({str(p.relative_to(MODELS_DIR)): sha256(p) for p in files}))
-    write_text(MODELS_DIR / "README.md", readme(rows))
+    write_text(MODELS_DIR / "README.md", readme(rows, {d.name for d in results.iterdir() if (d / "mean_count").is_dir()}
+                                                       - {r[0].split("/")[0] for r in rows}))
     return 0
 
 
-def readme(rows) -> str:
+def readme(rows, skipped: set[str]) -> str:
     lines = ["# Shipped models", "",
              "Small trained counters for `python -m cellbench predict --model DATASET/METHOD` (README, "
              "\"Counting your own images\"). Made by `python scripts/ship_models.py` from the CPU track "
              "(`config/cpu.yaml`: a quarter of each network's channels, random initialisation, 2 CPU cores), "
-             "seed 0 of each dataset: per dataset the runs with the lowest best *validation* MAE, and DCL. "
+             "seed 0 of each dataset: per dataset the runs with the lowest best *validation* MAE, DCL and the "
+             "classical counter, each only where its best validation MAE is at most half the floor's. "
              "`SHA256SUMS` holds every file's hash; predict checks them before it loads a model.", "",
              "| model | trained on | weights | val MAE (best epoch) | test MAE | floor's test MAE | RMSE |",
              "|---|---|---|---|---|---|---|"]
     for name, meta, metrics, floor, val_mae, info in rows:
         t = meta["config"]["train"]
+        if metrics["status"] == "fitted":   # no epochs and no network: its few parameters, fitted on the training split
+            how, weights = "fitted on the training split (no deep learning)", "parameters"
+        else:
+            how = f"width {t['width']:g}, {meta['best_epoch']} of {t['epochs']} epochs selected"
+            weights = f"{info['bytes'] / 1e6:.2f} MB {'fp16' if info['half'] else 'fp32'}"
         lines.append(f"| `{name}` | {meta['dataset']} seed {meta['seed']}: {meta['train_images']} training images, "
-                     f"width {t['width']:g}, {meta['best_epoch']} of {t['epochs']} epochs selected | "
-                     f"{info['bytes'] / 1e6:.2f} MB {'fp16' if info['half'] else 'fp32'} | {val_mae:.2f} | "
-                     f"{metrics['mae']:.2f} | {floor:.2f} | {metrics['rmse']:.2f} |")
+                     f"{how} | {weights} | {val_mae:.2f} | {metrics['mae']:.2f} | {floor:.2f} | {metrics['rmse']:.2f} |")
+    if skipped:
+        lines += ["", "No model is shipped for " + ", ".join(sorted(skipped)) + ": no run of seed 0 there reached a "
+                  f"best validation MAE of at most {LEARNED:g} x the floor's (the numbers: the ship script's output, "
+                  "and Table 2 in the README)."]
     lines += ["", "Each folder also holds the run's metadata.json (every setting, versions, the commit), "
               "metrics.json, predictions.csv (its test images) and localization.json (the point threshold "
               "chosen on validation). Half precision is used where every test count stays within 0.1% of the "
