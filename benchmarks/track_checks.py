@@ -7,8 +7,11 @@ counts against the truth's (a constant predicts one number for every image: spre
 correlation with the truth, the ratio of the mean predicted to the mean true count (over- or
 undercounting), and the selected epoch's test MAE beside the last epoch's (how much selection on
 the validation images moved the number). Writes <reference>/track_checks.{csv,md}, the lines of
-benchmarks/README.md's checks.
+benchmarks/README.md's checks, and <reference>/track_targets.md: issue 33's targets per method and
+dataset from per_seed_metrics.csv (mean test MAE over seeds at most 0.5 x the floor's mean; on VGG
+the standard deviation over seeds at most 0.2 x the mean), a run that did not learn counted as missed.
 """
+
 
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cellbench.io import read_json, write_text  # noqa: E402
+
+HALF_FLOOR = 0.5     # a trained method's mean test MAE, at most this times the floor's
+SEED_SPREAD = 0.2    # on VGG, the std over seeds at most this times the mean
 
 
 def checks(reference: Path) -> pd.DataFrame:
@@ -44,6 +50,31 @@ def checks(reference: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def targets(reference: Path) -> list[str]:
+    """Issue 33's targets, met or missed, per dataset and method (the floor and fitted methods included
+    for reference: the targets are about trained ones)."""
+    per_seed = pd.read_csv(reference / "per_seed_metrics.csv")
+    per_seed = per_seed[per_seed["n_images"] > 0] if "n_images" in per_seed else per_seed
+    floors = per_seed[per_seed["method"] == "mean_count"].groupby("dataset")["mae"].mean()
+    lines = ["| dataset | method | seeds | test MAE (mean ± std) | / floor | std / mean | target met |",
+             "|---|---|---|---|---|---|---|"]
+    for (dataset, method), g in per_seed.groupby(["dataset", "method"], sort=True):
+        if method == "mean_count":
+            continue
+        failed = int((g["status"].isin(["collapsed", "did not learn"])).sum())
+        mean, std = g["mae"].mean(), g["mae"].std(ddof=1) if len(g) > 1 else float("nan")
+        ratio = mean / floors[dataset]
+        spread = std / mean
+        met = failed == 0 and ratio <= HALF_FLOOR and (dataset != "VGG" or not spread > SEED_SPREAD)
+        why = [] if met else ([f"{failed} of {len(g)} did not learn"] if failed else []) + \
+            ([f"over {HALF_FLOOR:g} x floor"] if ratio > HALF_FLOOR else []) + \
+            ([f"seed std over {SEED_SPREAD:g} x mean"] if dataset == "VGG" and spread > SEED_SPREAD else [])
+        kind = " (fitted)" if (g["status"] == "fitted").any() else ""
+        lines.append(f"| {dataset} | {method}{kind} | {len(g)} | {mean:.2f} ± {std:.2f} | {ratio:.2f} | {spread:.2f} | "
+                     f"{'yes' if met else 'no: ' + ', '.join(why)} |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", type=Path)
@@ -63,6 +94,9 @@ def main() -> int:
                      f"{r.count_ratio_min:.2f} to {r.count_ratio_max:.2f} | {r.last_minus_selected:+.2f} |")
     write_text(args.reference / "track_checks.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+    goals = targets(args.reference)
+    write_text(args.reference / "track_targets.md", "\n".join(goals) + "\n")
+    print("\n" + "\n".join(goals))
     return 0
 
 
