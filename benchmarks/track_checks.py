@@ -90,7 +90,7 @@ def main() -> int:
              "mean predicted / true count | last epoch's test MAE minus the selected one's |",
              "|---|---|---|---|---|---|---|---|"]
     for (dataset, method), r in summary.iterrows():
-        lines.append(f"| {dataset} | {method} | {r.seeds} | {r.mae:.2f} | {r.spread_min:.2f} | {r.correlation_min:.2f} | "
+        lines.append(f"| {dataset} | {method} | {int(r.seeds)} | {r.mae:.2f} | {r.spread_min:.2f} | {r.correlation_min:.2f} | "
                      f"{r.count_ratio_min:.2f} to {r.count_ratio_max:.2f} | {r.last_minus_selected:+.2f} |")
     write_text(args.reference / "track_checks.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
