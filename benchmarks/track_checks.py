@@ -12,7 +12,6 @@ dataset from per_seed_metrics.csv (mean test MAE over seeds at most 0.5 x the fl
 the standard deviation over seeds at most 0.2 x the mean), a run that did not learn counted as missed.
 """
 
-
 from __future__ import annotations
 
 import argparse

@@ -83,7 +83,8 @@ def main() -> int:
     results = Path(args.results)
     shutil.rmtree(MODELS_DIR, ignore_errors=True)
     rows = []
-    for dataset_dir in sorted(p for p in results.iterdir() if (p / "mean_count").is_dir()):
+    dataset_dirs = sorted(p for p in results.iterdir() if (p / "mean_count").is_dir())
+    for dataset_dir in dataset_dirs:
         candidates = []
         for run_dir in sorted(dataset_dir.glob("*/seed0")):
             if not (run_dir / runs.METRICS).is_file() or not (run_dir / runs.COUNTER).is_file():
@@ -114,8 +115,7 @@ def main() -> int:
                   f"({'fp16' if info['half'] else 'fp32'}, test counts within {info['max_relative_change']:.1e})")
     files = (p for p in MODELS_DIR.rglob("*") if p.is_file() and p.name != "README.md")
     write_text(MODELS_MANIFEST, sha256sums({str(p.relative_to(MODELS_DIR)): sha256(p) for p in files}))
-    write_text(MODELS_DIR / "README.md", readme(rows, {d.name for d in results.iterdir() if (d / "mean_count").is_dir()}
-                                                       - {r[0].split("/")[0] for r in rows}))
+    write_text(MODELS_DIR / "README.md", readme(rows, {d.name for d in dataset_dirs} - {r[0].split("/")[0] for r in rows}))
     return 0
 
 
